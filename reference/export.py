@@ -1,0 +1,295 @@
+"""PyTorch -> ONNX for the segmentation and embedding models, checked at export time.
+
+Graphs (legacy TorchScript exporter, opset 17, dynamic batch):
+
+* ``segmentation.onnx``     waveform (B, 1, samples) -> powerset log-probabilities (B, frames, classes)
+* ``embedding.onnx``        fbank (B, fbank_frames, mel) + weights (B, frames) -> embedding (B, D),
+                            pyannote's `WeSpeakerResNet34.resnet` whole (fbank stays outside)
+* ``embedding-trunk.onnx``  fbank (B, fbank_frames, mel) -> frame features (B, C, F, T)
+                            (`ResNet.forward_frames`: does not depend on the speaker mask)
+* ``embedding-head.onnx``   frame features (B, C, F, T) + weights (B, S, frames) -> embeddings (B, S, D)
+                            (`ResNet.forward_embedding` with a speaker dimension: statistics
+                            pooling with nearest-interpolated weights, then seg_1)
+
+Each model carries a ``pyannote_port`` JSON metadata entry with everything the port
+needs (sample rate, chunk duration, receptive field, powerset mapping, fbank
+parameters, min_num_samples, ...), so the port reads no torch object. Exports are
+cached by the checksum of the weights they came from, and refused when ONNX Runtime
+disagrees with PyTorch beyond the stage tolerances on real speech.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from port.compare import tolerances
+
+from . import models
+
+EXPORTER_VERSION = 1
+OPSET = 17
+REPO = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO / "models"
+CHECK_AUDIO = REPO / "tests" / "data" / "sample.wav"
+
+
+class ExportError(RuntimeError):
+    """ONNX export failed or disagrees with PyTorch; one line."""
+
+
+def _check_chunks(num_samples: int, sample_rate: int) -> np.ndarray:
+    """Real speech for the export check: 10 s crops of pyannote's sample plus a
+    zero-padded tail, as the pipeline produces them."""
+    import soundfile as sf
+
+    waveform, _ = sf.read(CHECK_AUDIO, dtype="float32")
+    starts = [0, 5 * sample_rate, 12 * sample_rate, len(waveform) - num_samples // 2]
+    chunks = np.zeros((len(starts), 1, num_samples), dtype=np.float32)
+    for i, start in enumerate(starts):
+        piece = waveform[start : start + num_samples]
+        chunks[i, 0, : len(piece)] = piece
+    return chunks
+
+
+def _save(model_proto_path: Path, meta: dict) -> None:
+    import onnx
+
+    proto = onnx.load(str(model_proto_path))
+    entry = proto.metadata_props.add()
+    entry.key = "pyannote_port"
+    entry.value = json.dumps(meta, sort_keys=True)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(model_proto_path))
+
+
+def _session(path: Path):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _refuse(path: Path, what: str, difference: float, bound: float) -> None:
+    if not difference <= bound:  # NaN refuses too
+        path.unlink(missing_ok=True)
+        raise ExportError(f"{what}: ONNX Runtime differs from PyTorch by {difference:.3g} > {bound:g}; export refused")
+
+
+def segmentation_metadata(model) -> dict:
+    from pyannote.audio.utils.powerset import Powerset
+
+    specifications = model.specifications
+    num_samples = model.audio.get_num_samples(specifications.duration)
+    frames = model.receptive_field
+    meta = {
+        "kind": "segmentation",
+        "exporter": EXPORTER_VERSION,
+        "source_sha256": models.checksum(model),
+        "sample_rate": int(model.hparams.sample_rate),
+        "duration": float(specifications.duration),
+        "num_samples": int(num_samples),
+        "num_frames": int(model.num_frames(num_samples)),
+        "receptive_field": {"start": frames.start, "duration": frames.duration, "step": frames.step},
+        "classes": list(specifications.classes),
+        "num_speakers": len(specifications.classes),
+        "powerset": bool(specifications.powerset),
+        "powerset_max_classes": specifications.powerset_max_classes,
+    }
+    if specifications.powerset:
+        powerset = Powerset(len(specifications.classes), specifications.powerset_max_classes)
+        meta["mapping"] = powerset.mapping.numpy().astype(int).tolist()
+    return meta
+
+
+def export_segmentation(model, path: Path) -> Path:
+    meta = segmentation_metadata(model)
+    chunks = _check_chunks(meta["num_samples"], meta["sample_rate"])
+    model.eval()
+    tmp = path.with_name(path.name + ".tmp")
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (torch.from_numpy(chunks[:1]),),
+            str(tmp),
+            input_names=["waveform"],
+            output_names=["log_probs"],
+            dynamic_axes={"waveform": {0: "batch"}, "log_probs": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        expected = model(torch.from_numpy(chunks)).numpy()
+    _save(tmp, meta)
+    got = _session(tmp).run(None, {"waveform": chunks})[0]
+    _refuse(tmp, "segmentation", float(np.max(np.abs(got - expected))), tolerances()["03-segmentation"]["atol"])
+    os.replace(tmp, path)
+    return path
+
+
+class _Whole(torch.nn.Module):
+    """embedding.onnx: pyannote's ResNet (fbank, weights) -> embedding."""
+
+    def __init__(self, resnet):
+        super().__init__()
+        self.resnet = resnet
+
+    def forward(self, fbank, weights):
+        return self.resnet(fbank, weights=weights)[1]
+
+
+class _Trunk(torch.nn.Module):
+    """embedding-trunk.onnx: `ResNet.forward_frames`."""
+
+    def __init__(self, resnet):
+        super().__init__()
+        self.resnet = resnet
+
+    def forward(self, fbank):
+        return self.resnet.forward_frames(fbank)
+
+
+class _Head(torch.nn.Module):
+    """embedding-head.onnx: `ResNet.forward_embedding` (weights with a speaker axis)."""
+
+    def __init__(self, resnet):
+        super().__init__()
+        self.resnet = resnet
+
+    def forward(self, frames, weights):
+        return self.resnet.forward_embedding(frames, weights=weights)[1]
+
+
+def embedding_metadata(model, num_samples: int, num_frames: int, num_speakers: int) -> dict:
+    from pyannote.audio.pipelines.speaker_verification import PyannoteAudioPretrainedSpeakerEmbedding
+
+    hparams = {k: model.hparams[k] for k in (
+        "sample_rate", "num_mel_bins", "frame_length", "frame_shift", "dither",
+        "round_to_power_of_two", "snip_edges", "window_type", "use_energy", "fbank_centering_span",
+    )}
+    return {
+        "kind": "embedding",
+        "exporter": EXPORTER_VERSION,
+        "source_sha256": models.checksum(model),
+        "sample_rate": int(model.hparams.sample_rate),
+        "dimension": int(model.dimension),
+        "fbank": hparams,
+        "min_num_samples": int(PyannoteAudioPretrainedSpeakerEmbedding(model).min_num_samples),
+        "num_samples": int(num_samples),
+        "num_frames": int(num_frames),
+        "num_speakers": int(num_speakers),
+    }
+
+
+def export_embedding(model, folder: Path, num_samples: int, num_frames: int, num_speakers: int) -> dict[str, Path]:
+    """The three embedding graphs; fbank of the check chunks computed by pyannote itself."""
+    model.eval()
+    meta = embedding_metadata(model, num_samples, num_frames, num_speakers)
+    chunks = _check_chunks(num_samples, meta["sample_rate"])
+    rng = np.random.default_rng(0)
+    weights = (rng.random((len(chunks), num_speakers, num_frames)) > 0.5).astype(np.float32)
+    weights[0, 0] = 1.0  # whole chunk
+    weights[0, 1] = 0.0  # inactive speaker: pyannote still returns an embedding for it
+    with torch.inference_mode():
+        fbank = model.compute_fbank(torch.from_numpy(chunks)).clone().numpy()
+    with torch.no_grad():
+        frames = model.resnet.forward_frames(torch.from_numpy(fbank).clone()).numpy()
+        expected = model.resnet.forward_embedding(torch.from_numpy(frames), weights=torch.from_numpy(weights))[1].numpy()
+    fbank_frames = fbank.shape[1]
+    meta["fbank_frames"] = int(fbank_frames)
+    meta["trunk_shape"] = list(frames.shape[1:])
+    bound = tolerances()["08-embeddings"]["atol"]
+    paths = {}
+
+    # the single graph, as pyannote runs it: one (chunk, speaker) pair per row
+    path = folder / "embedding.onnx"
+    tmp = path.with_name(path.name + ".tmp")
+    flat_fbank = np.repeat(fbank, num_speakers, axis=0)
+    flat_weights = weights.reshape(-1, num_frames)
+    with torch.no_grad():
+        torch.onnx.export(
+            _Whole(model.resnet),
+            (torch.from_numpy(flat_fbank[:1]).clone(), torch.from_numpy(flat_weights[:1])),
+            str(tmp),
+            input_names=["fbank", "weights"],
+            output_names=["embeddings"],
+            dynamic_axes={"fbank": {0: "batch"}, "weights": {0: "batch"}, "embeddings": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    _save(tmp, {**meta, "kind": "embedding"})
+    got = _session(tmp).run(None, {"fbank": flat_fbank, "weights": flat_weights})[0]
+    _refuse(tmp, "embedding", float(np.max(np.abs(got - expected.reshape(got.shape)))), bound)
+    os.replace(tmp, path)
+    paths["embedding"] = path
+
+    # trunk: fbank -> frame features, once per chunk
+    path = folder / "embedding-trunk.onnx"
+    tmp = path.with_name(path.name + ".tmp")
+    with torch.no_grad():
+        torch.onnx.export(
+            _Trunk(model.resnet),
+            (torch.from_numpy(fbank[:1]).clone(),),
+            str(tmp),
+            input_names=["fbank"],
+            output_names=["frames"],
+            dynamic_axes={"fbank": {0: "batch"}, "frames": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    _save(tmp, {**meta, "kind": "embedding-trunk"})
+    got_frames = _session(tmp).run(None, {"fbank": fbank})[0]
+    scale = max(1.0, float(np.max(np.abs(frames))))
+    _refuse(tmp, "embedding trunk", float(np.max(np.abs(got_frames - frames))) / scale, bound)
+    os.replace(tmp, path)
+    paths["embedding-trunk"] = path
+
+    # head: frame features + per-speaker weights -> one embedding per speaker
+    path = folder / "embedding-head.onnx"
+    tmp = path.with_name(path.name + ".tmp")
+    with torch.no_grad():
+        torch.onnx.export(
+            _Head(model.resnet),
+            (torch.from_numpy(frames[:1]), torch.from_numpy(weights[:1])),
+            str(tmp),
+            input_names=["frames", "weights"],
+            output_names=["embeddings"],
+            dynamic_axes={"frames": {0: "batch"}, "weights": {0: "batch"}, "embeddings": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    _save(tmp, {**meta, "kind": "embedding-head"})
+    got = _session(tmp).run(None, {"frames": frames, "weights": weights})[0]
+    _refuse(tmp, "embedding head", float(np.max(np.abs(got - expected))), bound)
+    os.replace(tmp, path)
+    paths["embedding-head"] = path
+    return paths
+
+
+def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False) -> dict[str, Path]:
+    """Export both models into ``out/<sha12 of both>/``, reusing an earlier export
+    of the same weights; returns {"segmentation": path, "embedding": ..., ...}."""
+    seg_sha = models.checksum(segmentation)
+    emb_sha = models.checksum(embedding)
+    folder = Path(out) / f"{seg_sha[:12]}-{emb_sha[:12]}-v{EXPORTER_VERSION}"
+    names = ["segmentation", "embedding", "embedding-trunk", "embedding-head"]
+    paths = {name: folder / f"{name}.onnx" for name in names}
+    if not force and all(p.is_file() for p in paths.values()):
+        return paths
+    partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        meta = segmentation_metadata(segmentation)
+        export_segmentation(segmentation, partial / "segmentation.onnx")
+        export_embedding(embedding, partial, meta["num_samples"], meta["num_frames"], meta["num_speakers"])
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(partial, folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return paths

@@ -1,0 +1,397 @@
+"""pyannote.audio's own SpeakerDiarization, instrumented: every stage dumped.
+
+The pipeline is pyannote.audio 4.0.7's `SpeakerDiarization` in the 3.1
+configuration (AgglomerativeClustering, centroid linkage, overlap excluded from
+embeddings). `apply()` runs untouched; the instrumentation only wraps the methods
+it calls (and scipy's `linkage` / `fcluster` inside pyannote's clustering module)
+to copy their inputs and outputs into the dump, then calls the original. A test
+proves the instrumented run returns what an untouched `pipeline(file)` returns.
+
+Audio is decoded by the port's own decoder (soundfile) and handed to pyannote in
+memory at its native rate and channel count, so pyannote does its own downmixing
+and resampling (torchaudio) and its own per-chunk cropping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from port import audio as port_audio
+from port.pipeline import Parameters
+
+from . import models
+
+Hook = Callable[[str, str, object], None]
+
+
+class _NoPLDA:
+    """pyannote 4.0.7 loads a PLDA in the constructor even when AgglomerativeClustering
+    never uses it; an instance of pyannote's PLDA class made without touching the hub."""
+
+    def __new__(cls):
+        from pyannote.audio.core.plda import PLDA
+
+        return PLDA.__new__(PLDA)
+
+
+def build_pipeline(segmentation_model, embedding_model, parameters: Parameters | None = None):
+    """SpeakerDiarization with the 3.1 configuration, instantiated."""
+    from pyannote.audio.pipelines import SpeakerDiarization
+
+    parameters = parameters or Parameters()
+    pipeline = SpeakerDiarization(
+        segmentation=segmentation_model,
+        segmentation_step=parameters.segmentation_step,
+        embedding=embedding_model,
+        embedding_exclude_overlap=parameters.exclude_overlap,
+        plda=_NoPLDA(),
+        clustering="AgglomerativeClustering",
+        embedding_batch_size=parameters.embedding_batch_size,
+        segmentation_batch_size=parameters.segmentation_batch_size,
+    )
+    pipeline.instantiate(
+        {
+            "segmentation": {"min_duration_off": parameters.min_duration_off},
+            "clustering": {
+                "method": parameters.method,
+                "min_cluster_size": parameters.min_cluster_size,
+                "threshold": parameters.threshold,
+            },
+        }
+    )
+    return pipeline
+
+
+def audio_file(path: str | Path) -> dict:
+    """The in-memory AudioFile pyannote gets: native rate and channels, decoded by the port."""
+    import torch
+
+    waveform, sample_rate = port_audio.load(path)
+    return {"waveform": torch.from_numpy(waveform), "sample_rate": sample_rate, "uri": Path(path).stem}
+
+
+def _copy(value):
+    """A snapshot of a value pyannote may later modify in place."""
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy().copy()
+    if hasattr(value, "data") and hasattr(value, "sliding_window"):
+        return np.array(value.data)
+    return np.array(value)
+
+
+def _window(sliding_window) -> np.ndarray:
+    return np.array([sliding_window.start, sliding_window.duration, sliding_window.step], dtype=np.float64)
+
+
+def _param(value) -> np.float64:
+    return np.float64(np.nan if value is None else value)
+
+
+def annotation_segments(annotation) -> np.ndarray:
+    """(n, 3) float64: start, end, label (an integer cluster index) in itertracks order."""
+    rows = [[s.start, s.end, label] for s, _, label in annotation.itertracks(yield_label=True)]
+    return np.array(rows, dtype=np.float64).reshape(-1, 3)
+
+
+class _Proxy:
+    """Stands in for an object whose __call__ we wrap; everything else is forwarded."""
+
+    def __init__(self, target, call):
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_call", call)
+
+    def __call__(self, *args, **kwargs):
+        return self._call(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._target, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._target, name, value)
+
+
+@contextlib.contextmanager
+def instrument(pipeline, dump: Hook):
+    """Wrap what `SpeakerDiarization.apply` calls so each stage reaches `hook`."""
+    import pyannote.audio.pipelines.clustering as clustering_module
+
+    seg_inference = pipeline._segmentation
+    seg_model = seg_inference.model
+    emb = pipeline._embedding
+    emb_model = emb.model_
+    audio = pipeline._audio
+    clustering = pipeline.clustering
+    state: dict = {"chunks": [], "log_probs": [], "crops": [], "fbank": [], "masks": [], "embedding": False}
+    calls = {"fcluster": 0, "reconstruct": 0, "annotation": 0}
+    saved = []
+
+    def patch(owner, name, value):
+        # instance (or module) attributes only, so that restoring is exact
+        saved.append((owner, name, owner.__dict__.get(name, _MISSING)))
+        setattr(owner, name, value)
+
+    original_slide = seg_inference.slide
+
+    def slide(waveform, sample_rate, hook=None):
+        dump("01-audio", "out_waveform", _copy(waveform))
+        return original_slide(waveform, sample_rate, hook=hook)
+
+    patch(seg_inference, "slide", slide)
+
+    original_forward = seg_model.forward
+
+    def forward(chunks, *args, **kwargs):
+        out = original_forward(chunks, *args, **kwargs)
+        state["chunks"].append(_copy(chunks))
+        state["log_probs"].append(_copy(out))
+        return out
+
+    patch(seg_model, "forward", forward)
+
+    original_get_segmentations = pipeline.get_segmentations
+
+    def get_segmentations(file, hook=None):
+        segmentations = original_get_segmentations(file, hook=hook)
+        dump("02-chunks", "out_chunks", np.concatenate(state["chunks"]))
+        dump("03-segmentation", "out_log_probs", np.concatenate(state["log_probs"]))
+        dump("04-multilabel", "out_multilabel", _copy(segmentations))
+        return segmentations
+
+    patch(pipeline, "get_segmentations", get_segmentations)
+
+    original_speaker_count = pipeline.speaker_count
+
+    def speaker_count(binarized, frames, warm_up=(0.1, 0.1)):
+        count = original_speaker_count(binarized, frames, warm_up=warm_up)
+        dump("05-count", "out_count", _copy(count))
+        dump("05-count", "out_frames", _window(count.sliding_window))
+        return count
+
+    patch(pipeline, "speaker_count", speaker_count)
+
+    original_crop = audio.crop
+
+    def crop(file, segment, mode="raise"):
+        waveform, sample_rate = original_crop(file, segment, mode=mode)
+        state["crops"].append(_copy(waveform))
+        return waveform, sample_rate
+
+    patch(audio, "crop", crop)
+
+    original_compute_fbank = emb_model.compute_fbank
+
+    def compute_fbank(waveforms):
+        features = original_compute_fbank(waveforms)
+        if state["embedding"]:  # not min_num_samples' probing calls on random audio
+            state["fbank"].append(_copy(features))
+        return features
+
+    patch(emb_model, "compute_fbank", compute_fbank)
+
+    def embed(waveforms, masks=None):
+        state["masks"].append(_copy(masks))
+        state["embedding"] = True
+        try:
+            return emb(waveforms, masks=masks)
+        finally:
+            state["embedding"] = False
+
+    patch(pipeline, "_embedding", _Proxy(emb, embed))
+
+    original_get_embeddings = pipeline.get_embeddings
+
+    def get_embeddings(file, binarized, exclude_overlap=False, hook=None):
+        embeddings = original_get_embeddings(file, binarized, exclude_overlap=exclude_overlap, hook=hook)
+        num_chunks, num_frames, num_speakers = binarized.data.shape
+        fbank = np.concatenate(state["fbank"])
+        per_chunk = fbank.reshape(num_chunks, num_speakers, *fbank.shape[1:])
+        if not all(np.array_equal(per_chunk[:, 0], per_chunk[:, s]) for s in range(1, num_speakers)):
+            raise RuntimeError("pyannote computed different fbank for speakers of one chunk")
+        dump("06-fbank", "out_waveforms", np.stack(state["crops"]))
+        dump("06-fbank", "out_fbank", per_chunk[:, 0])
+        masks = np.concatenate(state["masks"]).reshape(num_chunks, num_speakers, num_frames)
+        dump("07-masks", "out_masks", masks)
+        dump("08-embeddings", "out_embeddings", np.array(embeddings))
+        return embeddings
+
+    patch(pipeline, "get_embeddings", get_embeddings)
+
+    original_filter = clustering.filter_embeddings
+
+    def filter_embeddings(embeddings, segmentations=None, **kwargs):
+        kept, chunk_idx, speaker_idx = original_filter(embeddings, segmentations=segmentations, **kwargs)
+        dump("09-filter", "out_embeddings", np.array(kept))
+        dump("09-filter", "out_chunk_idx", np.array(chunk_idx))
+        dump("09-filter", "out_speaker_idx", np.array(speaker_idx))
+        return kept, chunk_idx, speaker_idx
+
+    patch(clustering, "filter_embeddings", filter_embeddings)
+
+    original_linkage = clustering_module.linkage
+
+    def linkage(X, *args, **kwargs):
+        X_in = np.array(X)
+        Z = original_linkage(X, *args, **kwargs)
+        dump("10-linkage", "in_X", X_in)
+        dump("10-linkage", "out_Z", np.array(Z))
+        return Z
+
+    patch(clustering_module, "linkage", linkage)
+
+    original_fcluster = clustering_module.fcluster
+
+    def fcluster(Z, t, *args, **kwargs):
+        k = calls["fcluster"]
+        calls["fcluster"] += 1
+        Z_in = np.array(Z)
+        labels = original_fcluster(Z, t, *args, **kwargs)
+        dump("11-fcluster", f"call{k}_in_Z", Z_in)
+        dump("11-fcluster", f"call{k}_in_t", np.float64(t))
+        dump("11-fcluster", f"call{k}_out_labels", np.array(labels))
+        return labels
+
+    patch(clustering_module, "fcluster", fcluster)
+
+    original_cluster = clustering.cluster
+
+    def cluster(embeddings, min_clusters=None, max_clusters=None, num_clusters=None):
+        for name, value in (
+            ("min_clusters", min_clusters),
+            ("max_clusters", max_clusters),
+            ("num_clusters", num_clusters),
+            ("threshold", clustering.threshold),
+            ("min_cluster_size", clustering.min_cluster_size),
+        ):
+            dump("11-fcluster", f"in_{name}", _param(value))
+        clusters = original_cluster(embeddings, min_clusters=min_clusters, max_clusters=max_clusters, num_clusters=num_clusters)
+        dump("11-fcluster", "out_clusters", np.array(clusters))
+        return clusters
+
+    patch(clustering, "cluster", cluster)
+
+    def cluster_all(embeddings=None, segmentations=None, num_clusters=None, min_clusters=None, max_clusters=None, **kwargs):
+        for name, value in (("num_clusters", num_clusters), ("min_clusters", min_clusters), ("max_clusters", max_clusters)):
+            dump("12-assign", f"in_{name}", _param(value))
+        hard, soft, centroids = clustering(
+            embeddings=embeddings, segmentations=segmentations, num_clusters=num_clusters,
+            min_clusters=min_clusters, max_clusters=max_clusters, **kwargs,
+        )
+        dump("12-assign", "out_hard_clusters", np.array(hard))
+        dump("12-assign", "out_soft_clusters", np.array(soft))
+        dump("12-assign", "out_centroids", np.array(centroids))
+        return hard, soft, centroids
+
+    patch(pipeline, "clustering", _Proxy(clustering, cluster_all))
+
+    original_reconstruct = pipeline.reconstruct
+
+    def reconstruct(segmentations, hard_clusters, count):
+        k = calls["reconstruct"]
+        calls["reconstruct"] += 1
+        dump("13-reconstruct", f"call{k}_in_hard_clusters", np.array(hard_clusters))
+        dump("13-reconstruct", f"call{k}_in_count", _copy(count))
+        discrete = original_reconstruct(segmentations, hard_clusters, count)
+        dump("13-reconstruct", f"call{k}_out_discrete", _copy(discrete))
+        dump("13-reconstruct", "out_frames", _window(discrete.sliding_window))
+        return discrete
+
+    patch(pipeline, "reconstruct", reconstruct)
+
+    original_to_annotation = pipeline.to_annotation
+
+    def to_annotation(discrete, min_duration_on=0.0, min_duration_off=0.0):
+        k = calls["annotation"]
+        calls["annotation"] += 1
+        annotation = original_to_annotation(discrete, min_duration_on=min_duration_on, min_duration_off=min_duration_off)
+        dump("14-annotation", "in_min_duration_off", np.float64(min_duration_off))
+        dump("14-annotation", f"call{k}_out_segments", annotation_segments(annotation))
+        return annotation
+
+    patch(pipeline, "to_annotation", to_annotation)
+    try:
+        yield
+    finally:
+        for owner, name, previous in reversed(saved):
+            if previous is _MISSING:
+                owner.__dict__.pop(name, None)  # not delattr: pyannote.pipeline would drop a sub-pipeline
+            else:
+                setattr(owner, name, previous)
+
+
+_MISSING = object()
+
+
+@dataclass
+class ReferenceResult:
+    output: object  # pyannote's DiarizeOutput
+    uri: str
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def rttm(self) -> str:
+        return self.output.speaker_diarization.to_rttm()
+
+    @property
+    def exclusive_rttm(self) -> str:
+        return self.output.exclusive_speaker_diarization.to_rttm()
+
+
+def run(
+    path: str | Path,
+    pipeline,
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    hook: Hook | None = None,
+    progress: Callable | None = None,
+) -> ReferenceResult:
+    """pyannote's pipeline on `path` (decoded in memory), stages sent to `hook`;
+    `progress` is handed to pyannote as its own `apply(hook=...)` callback."""
+    file = audio_file(path)
+    if hook is not None:
+        hook("01-audio", "in_waveform", file["waveform"].numpy())
+        hook("01-audio", "in_sample_rate", np.int64(file["sample_rate"]))
+    began = time.perf_counter()
+    context = instrument(pipeline, hook) if hook is not None else contextlib.nullcontext()
+    with context:
+        output = pipeline(
+            file, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers, hook=progress
+        )
+    result = ReferenceResult(output, file["uri"], {"total": time.perf_counter() - began})
+    if hook is not None:
+        hook("14-annotation", "out_diarization.rttm", result.rttm)
+        hook("14-annotation", "out_exclusive.rttm", result.exclusive_rttm)
+    return result
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict:
+    import numpy
+    import onnxruntime
+    import pyannote.audio
+    import scipy
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "pyannote.audio": pyannote.audio.__version__,
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+    }
