@@ -1,0 +1,202 @@
+"""The dump vocabulary both sides write and read (see dumps/README.md).
+
+Layout: ``<root>/<side>/<recording>/<NN-stage>/<name>.npy`` (or ``.txt``), plus
+``manifest.json`` per recording. A recording's dump is written into a hidden
+temporary folder and renamed into place only when complete, so an interrupted
+run never leaves a half-written dump behind.
+
+Names: ``in_<x>`` an input the stage needs that no earlier stage produced (a
+parameter), ``out_<x>`` an output, ``call<k>_in_<x>`` / ``call<k>_out_<x>`` for
+functions the pipeline calls several times in one run (fcluster, reconstruct,
+to_annotation). ``.rttm`` files are text outputs compared verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STAGES = (
+    "01-audio",
+    "02-chunks",
+    "03-segmentation",
+    "04-multilabel",
+    "05-count",
+    "06-fbank",
+    "07-masks",
+    "08-embeddings",
+    "09-filter",
+    "10-linkage",
+    "11-fcluster",
+    "12-assign",
+    "13-reconstruct",
+    "14-annotation",
+)
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class DumpError(ValueError):
+    """Unreadable, missing or stale dumps; the message is one line."""
+
+
+# ----------------------------------------------------------------------------- text arrays
+def write_text_array(path: Path, value: np.ndarray) -> None:
+    """Write an array as text: a header line, then one row per line (last axis)."""
+    value = np.asarray(value)
+    shape = " ".join(str(n) for n in value.shape)
+    header = f"# dtype: {value.dtype.name}; shape: {shape}\n"
+    if value.dtype.kind == "f":
+        fmt = "%.9g" if value.dtype.itemsize <= 4 else "%.17g"
+    elif value.dtype.kind == "b":
+        value, fmt = value.astype(np.uint8), "%d"
+    else:
+        fmt = "%d"
+    rows = value.reshape(-1, value.shape[-1]) if value.ndim >= 1 and value.shape[-1] > 0 else value.reshape(1, -1)
+    with open(path, "w") as handle:
+        handle.write(header)
+        if value.size:
+            np.savetxt(handle, rows, fmt=fmt, delimiter=" ")
+
+
+def read_text_array(path: Path) -> np.ndarray:
+    """Read what write_text_array wrote (or a porter's writer in another language)."""
+    with open(path) as handle:
+        header = handle.readline()
+        body = handle.read()
+    try:
+        fields = {k.strip(): v.strip() for k, v in (part.split(":", 1) for part in header.lstrip("#").split(";"))}
+        dtype = np.dtype(fields["dtype"])
+        shape = tuple(int(n) for n in fields["shape"].split())
+    except (KeyError, ValueError, TypeError):
+        raise DumpError(f"{path}: bad header {header.strip()!r} (want '# dtype: float32; shape: 21 589 7')") from None
+    size = int(np.prod(shape)) if shape else 1
+    values = np.array(body.split(), dtype=np.float64 if dtype.kind == "f" else np.int64)
+    if values.size != size:
+        raise DumpError(f"{path}: header says {size} values, file has {values.size}")
+    return values.astype(dtype).reshape(shape)
+
+
+# ----------------------------------------------------------------------------- writer
+class DumpWriter:
+    """Collects one recording's dump in a temporary folder; `commit` moves it into place.
+
+    Use as the pipeline's hook: ``writer(stage, name, value)``.
+    """
+
+    def __init__(self, root: str | Path, side: str, recording: str, fmt: str = "npy"):
+        if fmt not in ("npy", "txt"):
+            raise ValueError(f"dump format must be npy or txt, not {fmt}")
+        self.root = Path(root)
+        self.side = side
+        self.recording = recording
+        self.fmt = fmt
+        self.final = self.root / side / recording
+        self.tmp = self.root / side / f".{recording}.partial-{os.getpid()}"
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir(parents=True)
+        self.names: dict[str, list[str]] = {}
+
+    def __call__(self, stage: str, name: str, value: Any) -> None:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage}")
+        folder = self.tmp / stage
+        folder.mkdir(exist_ok=True)
+        self.names.setdefault(stage, []).append(name)
+        if isinstance(value, str):
+            (folder / name).write_text(value)
+        elif self.fmt == "txt":
+            write_text_array(folder / f"{name}.txt", value)
+        else:
+            np.save(folder / f"{name}.npy", np.asarray(value), allow_pickle=False)
+
+    def commit(self, manifest: dict) -> Path:
+        """Write the manifest, then swap the complete dump into place."""
+        manifest = {"format": FORMAT_VERSION, "side": self.side, "recording": self.recording, **manifest}
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        old = self.root / self.side / f".{self.recording}.old-{os.getpid()}"
+        if self.final.exists():
+            os.replace(self.final, old)
+        os.replace(self.tmp, self.final)
+        if old.exists():
+            shutil.rmtree(old)
+        return self.final
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> "DumpWriter":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self.tmp.exists():  # not committed: an error or Ctrl-C
+            self.abort()
+
+
+# ----------------------------------------------------------------------------- reader
+class DumpReader:
+    """One recording's dump: ``reader.load(stage, name)``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        manifest = self.path / MANIFEST
+        if not manifest.is_file():
+            raise DumpError(f"{self.path}: no {MANIFEST} (not a dump, or an interrupted one)")
+        try:
+            self.manifest = json.loads(manifest.read_text())
+        except json.JSONDecodeError as error:
+            raise DumpError(f"{manifest}: unreadable manifest ({error.msg})") from None
+
+    def stages(self) -> list[str]:
+        return [s for s in STAGES if (self.path / s).is_dir()]
+
+    def names(self, stage: str) -> list[str]:
+        folder = self.path / stage
+        if not folder.is_dir():
+            return []
+        names = set()
+        for file in folder.iterdir():
+            if file.suffix in (".npy", ".txt"):
+                names.add(file.stem)
+            elif file.suffix == ".rttm":
+                names.add(file.name)
+        return sorted(names)
+
+    def has(self, stage: str, name: str) -> bool:
+        folder = self.path / stage
+        return any((folder / f"{name}{suffix}").is_file() for suffix in ("", ".npy", ".txt"))
+
+    def load(self, stage: str, name: str) -> np.ndarray | str:
+        folder = self.path / stage
+        if name.endswith(".rttm"):
+            return (folder / name).read_text()
+        if (folder / f"{name}.npy").is_file():
+            return np.load(folder / f"{name}.npy", allow_pickle=False)
+        if (folder / f"{name}.txt").is_file():
+            return read_text_array(folder / f"{name}.txt")
+        raise DumpError(f"{self.path}: {stage}/{name} missing")
+
+    def check(self, expected: dict) -> None:
+        """Refuse dumps made from other audio or other models: one-line reason."""
+        for key in ("audio_sha256", "segmentation_sha256", "embedding_sha256"):
+            want, have = expected.get(key), self.manifest.get(key)
+            if want is not None and have != want:
+                what = key.split("_")[0]
+                raise DumpError(
+                    f"{self.path}: stale dump, made from other {what} "
+                    f"({str(have)[:12]} != {str(want)[:12]}); run 'verify.py clean' or rerun"
+                )
+
+
+def recordings(root: str | Path, side: str) -> list[str]:
+    folder = Path(root) / side
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -1,0 +1,103 @@
+"""ONNX Runtime sessions: the CUDA provider when it can really run, else the CPU.
+
+onnxruntime-gpu lists CUDAExecutionProvider even on machines without a GPU (or
+without the CUDA libraries it needs); a session then silently falls back to the
+CPU. Here the choice is made once, by asking the driver for a device and by
+checking which provider a session actually got, and said once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class ModelError(RuntimeError):
+    """Missing, corrupt or mismatched ONNX model; the message is one line."""
+
+
+def _onnxruntime():
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(3)  # errors only: fallback chatter is ours to say
+    return onnxruntime
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_device_count() -> int:
+    """Number of CUDA devices the driver reports (0 without a driver)."""
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            driver = ctypes.CDLL(name)
+        except OSError:
+            continue
+        count = ctypes.c_int(0)
+        if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return count.value
+    return 0
+
+
+@functools.lru_cache(maxsize=None)
+def resolve(device: str = "auto") -> tuple[str, str]:
+    """("cuda" | "cpu", reason) for a --device choice of auto, cpu or cuda."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {device}")
+    if device == "cpu":
+        return "cpu", "CPU (asked for)"
+    if CUDA not in _onnxruntime().get_available_providers():
+        reason = "this onnxruntime has no CUDA provider"
+    elif cuda_device_count() == 0:
+        reason = "no CUDA device"
+    else:
+        return "cuda", "CUDA"
+    if device == "cuda":
+        raise ModelError(f"--device cuda asked for, but {reason}")
+    return "cpu", f"CPU ({reason})"
+
+
+def session(path: str | Path, device: str = "auto", threads: int | None = None):
+    """An InferenceSession on the resolved device; raises ModelError with one line."""
+    ort = _onnxruntime()
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"ONNX model not found: {path} (run 'verify.py export')")
+    kind, _ = resolve(device)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    providers = [(CUDA, {"device_id": 0}), CPU] if kind == "cuda" else [CPU]
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as error:  # onnxruntime raises its own exception types
+        text = str(error).strip().splitlines()
+        raise ModelError(f"cannot load ONNX model {path}: {(text[0] if text else type(error).__name__)[:160]}") from None
+    if kind == "cuda" and sess.get_providers()[0] != CUDA and device == "cuda":
+        raise ModelError("--device cuda asked for, but onnxruntime could not start its CUDA provider")
+    return sess
+
+
+def metadata(sess) -> dict:
+    """The JSON metadata reference/export.py writes into every model."""
+    meta = sess.get_modelmeta().custom_metadata_map
+    if "pyannote_port" not in meta:
+        raise ModelError("ONNX model has no pyannote_port metadata (export it with 'verify.py export')")
+    return json.loads(meta["pyannote_port"])
+
+
+def providers_of(sess) -> list[str]:
+    return list(sess.get_providers())
+
+
+def as_float32(array) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
