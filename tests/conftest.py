@@ -1,0 +1,109 @@
+"""Shared fixtures: fixture models, their ONNX export, and reference/port dumps per recording.
+
+Reference dumps are made once per (recording, speaker options) per test session and
+shared by the stage, chain and CLI tests.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network in tests
+
+DATA = Path(__file__).parent / "data"
+RECORDINGS = {
+    "sample": DATA / "sample.wav",  # pyannote's own sample, 16 kHz, 2 speakers
+    "test_16k": DATA / "test_16k.wav",
+    "test_with_noise_48k": DATA / "test_with_noise_48k.wav",  # resampled by pyannote
+}
+
+
+@pytest.fixture(scope="session")
+def torch_models():
+    from reference import models
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return models.fixture_segmentation(), models.fixture_embedding()
+
+
+@pytest.fixture(scope="session")
+def onnx_folder(torch_models) -> Path:
+    from reference import export
+
+    segmentation, embedding = torch_models
+    return export.export(segmentation, embedding)["segmentation"].parent
+
+
+@pytest.fixture(scope="session")
+def port_pipeline(onnx_folder):
+    from port.pipeline import Pipeline
+
+    return Pipeline.from_folder(onnx_folder, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def reference_pipeline(torch_models):
+    from reference.run import build_pipeline
+
+    segmentation, embedding = torch_models
+    return build_pipeline(segmentation, embedding)
+
+
+class Dumps:
+    """Reference and port dumps of one recording, made on first use."""
+
+    def __init__(self, root: Path, reference_pipeline, port_pipeline, torch_models):
+        self.root = root
+        self.reference_pipeline = reference_pipeline
+        self.port_pipeline = port_pipeline
+        self.torch_models = torch_models
+        self.cache: dict = {}
+
+    def __call__(self, recording: str | Path, **speakers):
+        """`recording`: a name of RECORDINGS or a path to any audio file."""
+        key = (str(recording), tuple(sorted(speakers.items())))
+        if key not in self.cache:
+            self.cache[key] = self._make(recording, speakers)
+        return self.cache[key]
+
+    def _make(self, recording: str | Path, speakers: dict):
+        from port.dumps import DumpWriter
+        from reference import models
+        from reference import run as reference_run
+
+        path = RECORDINGS[recording] if recording in RECORDINGS else Path(recording)
+        recording = path.stem
+        tag = "-".join(f"{k}{v}" for k, v in sorted(speakers.items()) if v is not None)
+        root = self.root / (tag or "default")
+        manifest = {
+            "uri": path.stem,
+            "audio_sha256": reference_run.sha256_file(path),
+            "segmentation_sha256": models.checksum(self.torch_models[0]),
+            "embedding_sha256": models.checksum(self.torch_models[1]),
+            **speakers,
+        }
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with DumpWriter(root, "reference", recording) as writer:
+                reference = reference_run.run(path, self.reference_pipeline, hook=writer, **speakers)
+                writer.commit(manifest)
+        with DumpWriter(root, "port", recording) as writer:
+            port = self.port_pipeline(path, hook=writer, **speakers)
+            writer.commit(manifest)
+        return {
+            "reference": root / "reference" / recording,
+            "port": root / "port" / recording,
+            "reference_result": reference,
+            "port_result": port,
+        }
+
+
+@pytest.fixture(scope="session")
+def dumps(tmp_path_factory, reference_pipeline, port_pipeline, torch_models) -> Dumps:
+    return Dumps(tmp_path_factory.mktemp("dumps"), reference_pipeline, port_pipeline, torch_models)
