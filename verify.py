@@ -200,11 +200,12 @@ def command_run(args) -> int:
         parameters = Parameters()
         ref_pipeline = reference_run.build_pipeline(segmentation, embedding, parameters)
         port_pipeline = Pipeline.from_folder(folder, device=args.device, parameters=parameters)
-        _, device_reason = __import__("port.runtime", fromlist=["resolve"]).resolve(args.device)
+        from port.runtime import describe
+
+        device_reason = describe(args.device)
         console.print(
             f"models: {args.models} (segmentation {seg_sha[:12]}, embedding {emb_sha[:12]}); "
-            f"port runs on {port_pipeline.providers['embedding'].replace('ExecutionProvider', '')} "
-            f"[{device_reason}]; setup {time.perf_counter() - began:.1f}s"
+            f"port runs on {device_reason}; setup {time.perf_counter() - began:.1f}s"
         )
         if args.models == "fixture":
             console.print("[dim]fixture models: test weights made here, not pyannote's pretrained models[/dim]")

@@ -55,9 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         folder = find_models(args.models)
         pipeline = Pipeline.from_folder(folder, device=args.device)
-        _, reason = runtime.resolve(args.device)
         if not args.quiet:
-            err.print(f"running on {pipeline.providers['embedding'].replace('ExecutionProvider', '')} [{reason}]")
+            err.print(f"running on {runtime.describe(args.device)}")
         for path in args.audio:
             with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=err, transient=True, disable=args.quiet) as progress:

@@ -497,18 +497,18 @@ def crop_chunks(
         return out
 
     # With up to 4 channels ATen's channel sum is sequential in every column,
-    # so downmixing the whole waveform once equals downmixing each crop. With
+    # so downmixing the cropped samples equals downmixing the padded crop. With
     # more, the summation order depends on the column's position in the crop:
-    # downmix each crop, as pyannote does.
-    mono = downmix(w) if 1 < num_channels <= 4 else w
+    # downmix each padded crop, as pyannote does.
+    early = 1 < num_channels <= 4
 
     def native_crop(c: int) -> np.ndarray:
         """Chunk ``c`` at the native rate, downmixed: ``F.pad(waveform[:, s:e])``
         then ``mean(dim=0)`` as in ``Audio.crop``."""
         s, e, pad_s, _pad_e = bounds[c]
-        row = np.zeros((mono.shape[0], n_native), dtype=w.dtype)
+        row = np.zeros((1 if early else num_channels, n_native), dtype=w.dtype)
         if e > s:
-            row[:, pad_s : pad_s + (e - s)] = mono[:, s:e]
+            row[:, pad_s : pad_s + (e - s)] = downmix(w[:, s:e]) if early else w[:, s:e]
         return downmix(row) if row.shape[0] > 1 else row
 
     group = max(1, _CROP_GROUP_SAMPLES // max(n_native, 1)) if resampling else len(starts)

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist, pdist
@@ -714,7 +716,8 @@ def cluster(
     cut at `threshold`, small clusters merged into the nearest large one, and a walk of
     the dendrogram when the number of large clusters breaks the speaker constraints.
 
-    `trace(name, value)`, when given, sees every linkage/fcluster call (for dumps)."""
+    `trace(stage, name, value)`, when given, sees every linkage and fcluster call
+    (the dump hook of `port.pipeline`)."""
     num_embeddings, _ = embeddings.shape
     min_cluster_size = min(min_cluster_size, max(1, round(0.1 * num_embeddings)))
     if num_embeddings == 1:
@@ -728,15 +731,15 @@ def cluster(
     else:
         dendrogram = _traced_linkage(embeddings, method, metric, trace)
 
-    calls = iter(range(10**9))
+    calls = itertools.count()
 
     def cut(Z, t):
         labels = fcluster(Z, t, criterion="distance")
         if trace is not None:
             k = next(calls)
-            trace(f"call{k}_in_Z", Z)
-            trace(f"call{k}_in_t", np.float64(t))
-            trace(f"call{k}_out_labels", labels)
+            trace("11-fcluster", f"call{k}_in_Z", Z)
+            trace("11-fcluster", f"call{k}_in_t", np.float64(t))
+            trace("11-fcluster", f"call{k}_out_labels", labels)
         return labels - 1
 
     clusters = cut(dendrogram, threshold)
@@ -793,8 +796,8 @@ def cluster(
 def _traced_linkage(X: np.ndarray, method: str, metric: str, trace) -> np.ndarray:
     Z = linkage(X, method=method, metric=metric)
     if trace is not None:
-        trace("linkage_in_X", X)
-        trace("linkage_out_Z", Z)
+        trace("10-linkage", "in_X", X)
+        trace("10-linkage", "out_Z", Z)
     return Z
 
 
@@ -880,12 +883,6 @@ def clustering(
         ):
             trace("11-fcluster", f"in_{name}", np.float64(np.nan if value is None else value))
 
-    def fcluster_trace(name, value):
-        if name.startswith("linkage_"):
-            trace("10-linkage", name.removeprefix("linkage_"), value)
-        else:
-            trace("11-fcluster", name, value)
-
     train_clusters = cluster(
         train_embeddings,
         min_clusters=min_clusters,
@@ -895,7 +892,7 @@ def clustering(
         min_cluster_size=min_cluster_size,
         method=method,
         metric=metric,
-        trace=fcluster_trace if trace is not None else None,
+        trace=trace,
     )
     if trace is not None:
         trace("11-fcluster", "out_clusters", np.asarray(train_clusters))

@@ -40,7 +40,8 @@ def masks(binarized: np.ndarray, min_num_frames: int, exclude_overlap: bool = Tr
 class Embedding:
     """The ONNX embedding model: trunk + head (default) or the single graph."""
 
-    def __init__(self, folder: str | Path, device: str = "auto", batch_size: int = 32, split: bool = True):
+    def __init__(self, folder: str | Path, device: str = "auto", batch_size: int = 4, split: bool = True):
+        """batch_size: chunks per trunk run (the single graph runs batch_size x speakers rows)."""
         folder = Path(folder)
         self.split = split
         self.batch_size = batch_size

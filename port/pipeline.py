@@ -39,6 +39,7 @@ class Parameters:
     min_cluster_size: int = 12
     method: str = "centroid"
     exclude_overlap: bool = True
+    # pyannote's batch sizes (the 3.1 configuration's): they do not change results
     segmentation_batch_size: int = 32
     embedding_batch_size: int = 32
 
@@ -115,14 +116,25 @@ class Pipeline:
         self.parameters = parameters or Parameters()
 
     @classmethod
-    def from_folder(cls, folder: str | Path, device: str = "auto", parameters: Parameters | None = None, split: bool = True):
-        """Load `segmentation.onnx` and the embedding graphs from one export folder."""
-        parameters = parameters or Parameters()
+    def from_folder(
+        cls,
+        folder: str | Path,
+        device: str = "auto",
+        parameters: Parameters | None = None,
+        split: bool = True,
+        segmentation_batch: int = 8,
+        embedding_batch: int = 4,
+    ):
+        """Load `segmentation.onnx` and the embedding graphs from one export folder.
+
+        The port's own batch sizes (chunks per ONNX run) are small on purpose: on a
+        CPU they cost no speed, and they bound the activations held in memory
+        (the ResNet trunk needs ~60 MB per chunk)."""
         folder = Path(folder)
         return cls(
-            Segmentation(folder / "segmentation.onnx", device=device, batch_size=parameters.segmentation_batch_size),
-            Embedding(folder, device=device, batch_size=parameters.embedding_batch_size, split=split),
-            parameters,
+            Segmentation(folder / "segmentation.onnx", device=device, batch_size=segmentation_batch),
+            Embedding(folder, device=device, batch_size=embedding_batch, split=split),
+            parameters or Parameters(),
         )
 
     @property
@@ -203,7 +215,7 @@ class Pipeline:
         starts = self.chunks.start + np.arange(num_chunks) * self.chunks.step
         crops_kept: list[np.ndarray] = []
         fbank_kept: list[np.ndarray] = []
-        batch = max(1, self.embedding.batch_size // weights.shape[1])
+        batch = self.embedding.batch_size
         for c in range(0, num_chunks, batch):
             part = slice(c, min(c + batch, num_chunks))
             run = active[part]

@@ -76,15 +76,31 @@ def session(path: str | Path, device: str = "auto", threads: int | None = None):
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # no arena: activations are freed after each run instead of pinning the
+    # largest batch's working set for the life of the process
+    options.enable_cpu_mem_arena = False
     providers = [(CUDA, {"device_id": 0}), CPU] if kind == "cuda" else [CPU]
     try:
         sess = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as error:  # onnxruntime raises its own exception types
         text = str(error).strip().splitlines()
         raise ModelError(f"cannot load ONNX model {path}: {(text[0] if text else type(error).__name__)[:160]}") from None
-    if kind == "cuda" and sess.get_providers()[0] != CUDA and device == "cuda":
-        raise ModelError("--device cuda asked for, but onnxruntime could not start its CUDA provider")
+    if kind == "cuda" and sess.get_providers()[0] != CUDA:
+        if device == "cuda":
+            raise ModelError("--device cuda asked for, but onnxruntime could not start its CUDA provider")
+        _FALLBACKS.add(str(path))
     return sess
+
+
+_FALLBACKS: set[str] = set()  # models whose CUDA session silently fell back to the CPU
+
+
+def describe(device: str = "auto") -> str:
+    """What the port runs on, in words, for the one line the CLIs print."""
+    kind, reason = resolve(device)
+    if kind == "cuda" and _FALLBACKS:
+        return "CPU (onnxruntime could not start its CUDA provider)"
+    return reason
 
 
 def metadata(sess) -> dict:

@@ -19,7 +19,7 @@ from .aggregate import SlidingWindow, aggregate, trim
 class Segmentation:
     """The ONNX segmentation model and what its metadata says about it."""
 
-    def __init__(self, path: str | Path, device: str = "auto", batch_size: int = 32):
+    def __init__(self, path: str | Path, device: str = "auto", batch_size: int = 8):
         self.path = Path(path)
         self.session = runtime.session(self.path, device=device)
         self.meta = runtime.metadata(self.session)

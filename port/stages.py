@@ -88,7 +88,7 @@ def masks_stage(d: DumpReader, p: Pipeline) -> dict:
 def embeddings_stage(d: DumpReader, p: Pipeline) -> dict:
     fbank = d.load("06-fbank", "out_fbank")
     weights = d.load("07-masks", "out_masks")
-    size = max(1, p.embedding.batch_size // weights.shape[1])
+    size = p.embedding.batch_size
     return {"out_embeddings": np.concatenate(
         [p.embedding(fbank[i : i + size], weights[i : i + size]) for i in range(0, len(fbank), size)]
     )}
