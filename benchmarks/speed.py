@@ -108,7 +108,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=132)
     paths = list(args.audio) or [SAMPLE]
     tmp = tempfile.TemporaryDirectory()
     if args.minutes:
