@@ -108,28 +108,43 @@ def segmentation_metadata(model) -> dict:
     return meta
 
 
+def _export_checked(
+    module, path: Path, inputs: dict[str, np.ndarray], output: str, meta: dict,
+    expected: np.ndarray, what: str, bound: float, scale: float = 1.0,
+) -> Path:
+    """Export `module` (legacy exporter, dynamic batch, the first row of each input as
+    the example), write `meta` into it, run ONNX Runtime on all of `inputs`, and refuse
+    the export when max |ONNX - expected| / scale exceeds `bound`."""
+    tmp = path.with_name(path.name + ".tmp")
+    names = list(inputs)
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            tuple(torch.from_numpy(inputs[name][:1]).clone() for name in names),
+            str(tmp),
+            input_names=names,
+            output_names=[output],
+            dynamic_axes={name: {0: "batch"} for name in [*names, output]},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    _save(tmp, meta)
+    got = _session(tmp).run(None, inputs)[0]
+    _refuse(tmp, what, float(np.max(np.abs(got - expected.reshape(got.shape)))) / scale, bound)
+    os.replace(tmp, path)
+    return path
+
+
 def export_segmentation(model, path: Path) -> Path:
     meta = segmentation_metadata(model)
     chunks = _check_chunks(meta["num_samples"], meta["sample_rate"])
     model.eval()
-    tmp = path.with_name(path.name + ".tmp")
     with torch.no_grad():
-        torch.onnx.export(
-            model,
-            (torch.from_numpy(chunks[:1]),),
-            str(tmp),
-            input_names=["waveform"],
-            output_names=["log_probs"],
-            dynamic_axes={"waveform": {0: "batch"}, "log_probs": {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
         expected = model(torch.from_numpy(chunks)).numpy()
-    _save(tmp, meta)
-    got = _session(tmp).run(None, {"waveform": chunks})[0]
-    _refuse(tmp, "segmentation", float(np.max(np.abs(got - expected))), tolerances()["03-segmentation"]["atol"])
-    os.replace(tmp, path)
-    return path
+    return _export_checked(
+        model, path, {"waveform": chunks}, "log_probs", meta, expected, "segmentation",
+        tolerances()["03-segmentation"]["atol"],
+    )
 
 
 class _Whole(torch.nn.Module):
@@ -200,75 +215,28 @@ def export_embedding(model, folder: Path, num_samples: int, num_frames: int, num
     with torch.no_grad():
         frames = model.resnet.forward_frames(torch.from_numpy(fbank).clone()).numpy()
         expected = model.resnet.forward_embedding(torch.from_numpy(frames), weights=torch.from_numpy(weights))[1].numpy()
-    fbank_frames = fbank.shape[1]
-    meta["fbank_frames"] = int(fbank_frames)
+    meta["fbank_frames"] = int(fbank.shape[1])
     meta["trunk_shape"] = list(frames.shape[1:])
     bound = tolerances()["08-embeddings"]["atol"]
-    paths = {}
-
-    # the single graph, as pyannote runs it: one (chunk, speaker) pair per row
-    path = folder / "embedding.onnx"
-    tmp = path.with_name(path.name + ".tmp")
-    flat_fbank = np.repeat(fbank, num_speakers, axis=0)
-    flat_weights = weights.reshape(-1, num_frames)
-    with torch.no_grad():
-        torch.onnx.export(
-            _Whole(model.resnet),
-            (torch.from_numpy(flat_fbank[:1]).clone(), torch.from_numpy(flat_weights[:1])),
-            str(tmp),
-            input_names=["fbank", "weights"],
-            output_names=["embeddings"],
-            dynamic_axes={"fbank": {0: "batch"}, "weights": {0: "batch"}, "embeddings": {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    _save(tmp, {**meta, "kind": "embedding"})
-    got = _session(tmp).run(None, {"fbank": flat_fbank, "weights": flat_weights})[0]
-    _refuse(tmp, "embedding", float(np.max(np.abs(got - expected.reshape(got.shape)))), bound)
-    os.replace(tmp, path)
-    paths["embedding"] = path
-
-    # trunk: fbank -> frame features, once per chunk
-    path = folder / "embedding-trunk.onnx"
-    tmp = path.with_name(path.name + ".tmp")
-    with torch.no_grad():
-        torch.onnx.export(
-            _Trunk(model.resnet),
-            (torch.from_numpy(fbank[:1]).clone(),),
-            str(tmp),
-            input_names=["fbank"],
-            output_names=["frames"],
-            dynamic_axes={"fbank": {0: "batch"}, "frames": {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    _save(tmp, {**meta, "kind": "embedding-trunk"})
-    got_frames = _session(tmp).run(None, {"fbank": fbank})[0]
-    scale = max(1.0, float(np.max(np.abs(frames))))
-    _refuse(tmp, "embedding trunk", float(np.max(np.abs(got_frames - frames))) / scale, bound)
-    os.replace(tmp, path)
-    paths["embedding-trunk"] = path
-
-    # head: frame features + per-speaker weights -> one embedding per speaker
-    path = folder / "embedding-head.onnx"
-    tmp = path.with_name(path.name + ".tmp")
-    with torch.no_grad():
-        torch.onnx.export(
-            _Head(model.resnet),
-            (torch.from_numpy(frames[:1]), torch.from_numpy(weights[:1])),
-            str(tmp),
-            input_names=["frames", "weights"],
-            output_names=["embeddings"],
-            dynamic_axes={"frames": {0: "batch"}, "weights": {0: "batch"}, "embeddings": {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    _save(tmp, {**meta, "kind": "embedding-head"})
-    got = _session(tmp).run(None, {"frames": frames, "weights": weights})[0]
-    _refuse(tmp, "embedding head", float(np.max(np.abs(got - expected))), bound)
-    os.replace(tmp, path)
-    paths["embedding-head"] = path
-    return paths
+    return {
+        # the single graph, as pyannote runs it: one (chunk, speaker) pair per row
+        "embedding": _export_checked(
+            _Whole(model.resnet), folder / "embedding.onnx",
+            {"fbank": np.repeat(fbank, num_speakers, axis=0), "weights": weights.reshape(-1, num_frames)},
+            "embeddings", {**meta, "kind": "embedding"}, expected, "embedding", bound,
+        ),
+        # trunk: fbank -> frame features, once per chunk (checked relative to their scale)
+        "embedding-trunk": _export_checked(
+            _Trunk(model.resnet), folder / "embedding-trunk.onnx", {"fbank": fbank},
+            "frames", {**meta, "kind": "embedding-trunk"}, frames, "embedding trunk", bound,
+            scale=max(1.0, float(np.max(np.abs(frames)))),
+        ),
+        # head: frame features + per-speaker weights -> one embedding per speaker
+        "embedding-head": _export_checked(
+            _Head(model.resnet), folder / "embedding-head.onnx", {"frames": frames, "weights": weights},
+            "embeddings", {**meta, "kind": "embedding-head"}, expected, "embedding head", bound,
+        ),
+    }
 
 
 def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False) -> dict[str, Path]:
