@@ -15,6 +15,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist, pdist
 
+from .dumps import encode_optional
+
 __all__ = [
     "linkage",
     "fcluster",
@@ -881,7 +883,7 @@ def clustering(
             ("threshold", threshold),
             ("min_cluster_size", min_cluster_size),
         ):
-            trace("11-fcluster", f"in_{name}", np.float64(np.nan if value is None else value))
+            trace("11-fcluster", f"in_{name}", encode_optional(value))
 
     train_clusters = cluster(
         train_embeddings,

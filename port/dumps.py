@@ -46,6 +46,25 @@ class DumpError(ValueError):
     """Unreadable, missing or stale dumps; the message is one line."""
 
 
+# ----------------------------------------------------------------------------- encodings
+def encode_optional(value) -> np.float64:
+    """An optional number (num_speakers=None, max_speakers=inf, ...) as a float64 scalar: NaN for None."""
+    return np.float64(np.nan if value is None else value)
+
+
+def decode_optional(value) -> int | float | None:
+    """The inverse of `encode_optional`: None for NaN, an int when integral and finite."""
+    value = float(value)
+    if np.isnan(value):
+        return None
+    return int(value) if np.isfinite(value) and value.is_integer() else value
+
+
+def encode_window(window) -> np.ndarray:
+    """A sliding window (pyannote.core's or port.aggregate's) as [start, duration, step] float64."""
+    return np.array([window.start, window.duration, window.step], dtype=np.float64)
+
+
 # ----------------------------------------------------------------------------- text arrays
 def write_text_array(path: Path, value: np.ndarray) -> None:
     """Write an array as text: a header line, then one row per line (last axis)."""

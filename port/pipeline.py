@@ -22,6 +22,7 @@ import numpy as np
 
 from . import audio, clustering, reconstruct, segmentation
 from .aggregate import SlidingWindow
+from .dumps import encode_optional, encode_window
 from .embedding import Embedding, masks as embedding_masks
 from .segmentation import Segmentation
 
@@ -81,11 +82,6 @@ class Result:
     @property
     def num_speakers(self) -> int:
         return len(self.labels)
-
-
-def _param(value) -> np.float64:
-    """Optional numbers in dumps: NaN for None."""
-    return np.float64(np.nan if value is None else value)
 
 
 def set_num_speakers(num_speakers=None, min_speakers=None, max_speakers=None):
@@ -191,7 +187,7 @@ class Pipeline:
         )
         if hook:
             hook("05-count", "out_count", count)
-            hook("05-count", "out_frames", np.array([frames.start, frames.duration, frames.step]))
+            hook("05-count", "out_frames", encode_window(frames))
         return count, frames
 
     def embed(
@@ -246,7 +242,7 @@ class Pipeline:
         parameters = self.parameters
         if hook:
             for name, value in (("num_clusters", num_speakers), ("min_clusters", min_speakers), ("max_clusters", max_speakers)):
-                hook("12-assign", f"in_{name}", _param(value))
+                hook("12-assign", f"in_{name}", encode_optional(value))
         hard_clusters, soft_clusters, centroids = clustering.clustering(
             embeddings,
             binarized,
@@ -316,7 +312,7 @@ class Pipeline:
                 hook("13-reconstruct", f"call{k}_in_hard_clusters", hard_clusters)
                 hook("13-reconstruct", f"call{k}_in_count", c)
                 hook("13-reconstruct", f"call{k}_out_discrete", d)
-            hook("13-reconstruct", "out_frames", np.array([frames.start, frames.duration, frames.step]))
+            hook("13-reconstruct", "out_frames", encode_window(frames))
         lap("reconstruct")
 
         min_duration_off = self.parameters.min_duration_off

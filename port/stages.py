@@ -14,16 +14,9 @@ import numpy as np
 
 from . import audio, clustering, reconstruct, segmentation
 from .aggregate import SlidingWindow
-from .dumps import DumpReader
+from .dumps import DumpReader, decode_optional, encode_window
 from .embedding import masks as embedding_masks
 from .pipeline import Pipeline, segments_array
-
-
-def _optional(value) -> int | float | None:
-    value = float(value)
-    if np.isnan(value):
-        return None
-    return int(value) if np.isfinite(value) else value
 
 
 def _frames(dumps: DumpReader, stage: str) -> SlidingWindow:
@@ -65,7 +58,7 @@ def count_stage(d: DumpReader, p: Pipeline) -> dict:
     count, frames = segmentation.speaker_count(
         d.load("04-multilabel", "out_multilabel"), p.chunks, p.segmentation.receptive_field
     )
-    return {"out_count": count, "out_frames": np.array([frames.start, frames.duration, frames.step])}
+    return {"out_count": count, "out_frames": encode_window(frames)}
 
 
 def fbank_stage(d: DumpReader, p: Pipeline) -> dict:
@@ -116,9 +109,9 @@ def fcluster_stage(d: DumpReader, p: Pipeline) -> dict:
     if d.has("11-fcluster", "in_min_clusters"):
         out["out_clusters"] = np.asarray(clustering.cluster(
             d.load("09-filter", "out_embeddings"),
-            min_clusters=_optional(d.load("11-fcluster", "in_min_clusters")),
-            max_clusters=_optional(d.load("11-fcluster", "in_max_clusters")),
-            num_clusters=_optional(d.load("11-fcluster", "in_num_clusters")),
+            min_clusters=decode_optional(d.load("11-fcluster", "in_min_clusters")),
+            max_clusters=decode_optional(d.load("11-fcluster", "in_max_clusters")),
+            num_clusters=decode_optional(d.load("11-fcluster", "in_num_clusters")),
             threshold=float(d.load("11-fcluster", "in_threshold")),
             min_cluster_size=int(d.load("11-fcluster", "in_min_cluster_size")),
             method=p.parameters.method,
@@ -130,9 +123,9 @@ def assign_stage(d: DumpReader, p: Pipeline) -> dict:
     hard, soft, centroids = clustering.clustering(
         d.load("08-embeddings", "out_embeddings"),
         d.load("04-multilabel", "out_multilabel"),
-        num_clusters=_optional(d.load("12-assign", "in_num_clusters")),
-        min_clusters=_optional(d.load("12-assign", "in_min_clusters")),
-        max_clusters=_optional(d.load("12-assign", "in_max_clusters")),
+        num_clusters=decode_optional(d.load("12-assign", "in_num_clusters")),
+        min_clusters=decode_optional(d.load("12-assign", "in_min_clusters")),
+        max_clusters=decode_optional(d.load("12-assign", "in_max_clusters")),
         threshold=p.parameters.threshold,
         min_cluster_size=p.parameters.min_cluster_size,
         method=p.parameters.method,
@@ -150,7 +143,7 @@ def reconstruct_stage(d: DumpReader, p: Pipeline) -> dict:
             d.load("13-reconstruct", f"call{k}_in_count"), count_frames,
         )
         out[f"call{k}_out_discrete"] = discrete
-        out["out_frames"] = np.array([frames.start, frames.duration, frames.step])
+        out["out_frames"] = encode_window(frames)
     return out
 
 

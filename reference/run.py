@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from port import audio as port_audio
+from port.dumps import encode_optional, encode_window
 from port.pipeline import Parameters
 
 from . import models
@@ -32,14 +33,12 @@ from . import models
 Hook = Callable[[str, str, object], None]
 
 
-class _NoPLDA:
+def _unused_plda():
     """pyannote 4.0.7 loads a PLDA in the constructor even when AgglomerativeClustering
     never uses it; an instance of pyannote's PLDA class made without touching the hub."""
+    from pyannote.audio.core.plda import PLDA
 
-    def __new__(cls):
-        from pyannote.audio.core.plda import PLDA
-
-        return PLDA.__new__(PLDA)
+    return PLDA.__new__(PLDA)
 
 
 def build_pipeline(segmentation_model, embedding_model, parameters: Parameters | None = None):
@@ -52,7 +51,7 @@ def build_pipeline(segmentation_model, embedding_model, parameters: Parameters |
         segmentation_step=parameters.segmentation_step,
         embedding=embedding_model,
         embedding_exclude_overlap=parameters.exclude_overlap,
-        plda=_NoPLDA(),
+        plda=_unused_plda(),
         clustering="AgglomerativeClustering",
         embedding_batch_size=parameters.embedding_batch_size,
         segmentation_batch_size=parameters.segmentation_batch_size,
@@ -85,14 +84,6 @@ def _copy(value):
     if hasattr(value, "data") and hasattr(value, "sliding_window"):
         return np.array(value.data)
     return np.array(value)
-
-
-def _window(sliding_window) -> np.ndarray:
-    return np.array([sliding_window.start, sliding_window.duration, sliding_window.step], dtype=np.float64)
-
-
-def _param(value) -> np.float64:
-    return np.float64(np.nan if value is None else value)
 
 
 def annotation_segments(annotation) -> np.ndarray:
@@ -172,7 +163,7 @@ def instrument(pipeline, dump: Hook):
     def speaker_count(binarized, frames, warm_up=(0.1, 0.1)):
         count = original_speaker_count(binarized, frames, warm_up=warm_up)
         dump("05-count", "out_count", _copy(count))
-        dump("05-count", "out_frames", _window(count.sliding_window))
+        dump("05-count", "out_frames", encode_window(count.sliding_window))
         return count
 
     patch(pipeline, "speaker_count", speaker_count)
@@ -270,7 +261,7 @@ def instrument(pipeline, dump: Hook):
             ("threshold", clustering.threshold),
             ("min_cluster_size", clustering.min_cluster_size),
         ):
-            dump("11-fcluster", f"in_{name}", _param(value))
+            dump("11-fcluster", f"in_{name}", encode_optional(value))
         clusters = original_cluster(embeddings, min_clusters=min_clusters, max_clusters=max_clusters, num_clusters=num_clusters)
         dump("11-fcluster", "out_clusters", np.array(clusters))
         return clusters
@@ -279,7 +270,7 @@ def instrument(pipeline, dump: Hook):
 
     def cluster_all(embeddings=None, segmentations=None, num_clusters=None, min_clusters=None, max_clusters=None, **kwargs):
         for name, value in (("num_clusters", num_clusters), ("min_clusters", min_clusters), ("max_clusters", max_clusters)):
-            dump("12-assign", f"in_{name}", _param(value))
+            dump("12-assign", f"in_{name}", encode_optional(value))
         hard, soft, centroids = clustering(
             embeddings=embeddings, segmentations=segmentations, num_clusters=num_clusters,
             min_clusters=min_clusters, max_clusters=max_clusters, **kwargs,
@@ -300,7 +291,7 @@ def instrument(pipeline, dump: Hook):
         dump("13-reconstruct", f"call{k}_in_count", _copy(count))
         discrete = original_reconstruct(segmentations, hard_clusters, count)
         dump("13-reconstruct", f"call{k}_out_discrete", _copy(discrete))
-        dump("13-reconstruct", "out_frames", _window(discrete.sliding_window))
+        dump("13-reconstruct", "out_frames", encode_window(discrete.sliding_window))
         return discrete
 
     patch(pipeline, "reconstruct", reconstruct)
