@@ -125,40 +125,69 @@ def _manifest(side: str, uri: str, audio_path: Path, audio_sha: str, seg_sha: st
     }
 
 
-def _stage_table(console, name: str, chain_rows, isolated_rows) -> tuple[bool, str | None]:
+def _fmt(value, spec=".2e") -> str:
+    import math
+
+    if value is None:
+        return "-"
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)  # nan / inf, never a number that looks fine
+    return format(value, spec)
+
+
+def _where_text(where: dict | None) -> str:
+    if not where:
+        return ""
+    parts = [f"{k} {v}" for k, v in where.items() if k != "time"]
+    if "time" in where:
+        parts.append(f"at {where['time']:.2f} s")
+    return " (" + ", ".join(parts) + ")"
+
+
+def _stage_table(console, verdict) -> tuple[bool, str | None]:
+    """Print a Verdict (port.compare.judge) as the stage table; (passed, first failing stage)."""
     from rich.table import Table
 
-    from port.compare import first_failure, stage_summary, tolerances
-    from port.dumps import STAGES
-
-    chain = stage_summary(chain_rows)
-    isolated = stage_summary(isolated_rows)
-    table = Table(title=f"{name}: port vs pyannote.audio, stage by stage", title_justify="left")
-    for column in ("stage", "isolated max abs", "chain max abs", "max rel", "mismatches", "bound", "result"):
+    table = Table(title=f"{verdict.recording}: candidate vs pyannote.audio, stage by stage", title_justify="left")
+    for column in ("stage", "isolated drift", "chain drift", "noise", "ratio", "over", "ceiling", "result"):
         table.add_column(column, justify="left" if column in ("stage", "result") else "right")
-    config = tolerances()
-    for stage in STAGES:
-        c, i = chain.get(stage), isolated.get(stage)
-        if c is None and i is None:
-            table.add_row(stage, "-", "-", "-", "-", "-", "[dim]not reached[/dim]")
+    for stage, entry in verdict.stages.items():
+        if entry.status in ("not reached", "excluded", "not implemented") or not (entry.chain or entry.isolated):
+            style = "red" if not entry.passed else "dim"
+            table.add_row(stage, "-", "-", "-", "-", "-", "-", f"[{style}]{entry.status}[/{style}]: {entry.reason}")
             continue
-        discrete = bool(config[stage].get("discrete"))
-        passed = (c or {"passed": True})["passed"] and (i or {"passed": True})["passed"]
-        notes = "; ".join(((c or {}).get("notes") or (i or {}).get("notes") or [])[:2])
-        bound = "exact" if discrete else f"{config[stage].get('atol', 0):g} / {config[stage].get('chain_atol', config[stage].get('atol', 0)):g}"
-        mismatches = (c or {}).get("mismatches", 0) + (i or {}).get("mismatches", 0)
+        floats = lambda rows: [r for r in rows if r.kind == "float"]  # noqa: E731
+        worst = lambda rows: max(floats(rows), key=lambda r: (r.max_abs != r.max_abs, r.max_abs), default=None)  # noqa: E731
+        ci, cc = worst(entry.isolated), worst(entry.chain)
+        noise_row = next((r for r in floats(entry.chain) + floats(entry.isolated) if r.noise is not None), None)
+        over = sum(r.over for r in entry.chain + entry.isolated)
+        ratios = [r.noise_ratio for r in floats(entry.chain + entry.isolated) if r.noise_ratio is not None]
+        failing = [r for r in entry.isolated + entry.chain if not r.passed]
+        notes = [r for r in entry.chain + entry.isolated if r.note and r.passed]  # e.g. reordered merges
+        if failing:
+            r = failing[0]
+            side = "isolated" if r in entry.isolated else "chain"
+            result = f"[red]FAIL[/red] {side} {r.name}: {r.note}{_where_text(r.where)}"
+        else:
+            result = "[green]pass[/green]" + (f" ({notes[0].note})" if notes else "")
         table.add_row(
             stage,
-            "-" if (i is None or discrete) else f"{i['max_abs']:.2e}",
-            "-" if (c is None or discrete) else f"{c['max_abs']:.2e}",
-            "-" if (c is None or discrete) else f"{c['max_rel']:.1e}",
-            str(mismatches),
-            bound,
-            "[green]pass[/green]" if passed else f"[red]FAIL[/red] {notes}",
+            _fmt(ci.max_abs) if ci else ("exact" if entry.isolated else "-"),
+            _fmt(cc.max_abs) if cc else ("exact" if entry.chain else "-"),
+            _fmt(noise_row.noise) if noise_row else "-",
+            f"{max(ratios):.2f}x" if ratios else "-",
+            str(over),
+            _fmt(max((r.bound for r in floats(entry.chain)), default=None), ".0e"),
+            result,
         )
     console.print(table)
-    first = first_failure(isolated_rows) or first_failure(chain_rows)
-    return first is None, first
+    if verdict.noise:
+        console.print(f"[dim]noise: {verdict.noise}; a float stage passes when drift <= k x noise + floor "
+                      "at the max and the percentile, and under the ceiling[/dim]")
+    first = verdict.first_failure
+    if first:
+        console.print(f"[red]first stage over tolerance: {first}[/red]")
+    return verdict.passed, first
 
 
 def _print_turns(console, result) -> None:
@@ -177,10 +206,9 @@ def command_run(args) -> int:
     import numpy as np
 
     from port import audio
-    from port.compare import compare_trees, compare_values
-    from port.dumps import STAGES, DumpReader, DumpWriter
+    from port.compare import judge
+    from port.dumps import DumpWriter
     from port.pipeline import Parameters, Pipeline
-    from port.stages import run_stage
 
     console = _console()
     paths = [Path(p) for p in (args.audio or [SAMPLE])]
@@ -191,7 +219,7 @@ def command_run(args) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from reference import models
+        from reference import models, noise
         from reference import run as reference_run
 
         began = time.perf_counter()
@@ -250,13 +278,9 @@ def command_run(args) -> int:
                 }))
 
         ref_dir, port_dir = root / "reference" / name, root / "port" / name
-        chain_rows = compare_trees(ref_dir, port_dir, chain=True)
-        reference_dump = DumpReader(ref_dir)
-        isolated_rows = []
-        for stage in STAGES:
-            for out_name, value in run_stage(stage, reference_dump, port_pipeline).items():
-                isolated_rows.append(compare_values(stage, out_name, reference_dump.load(stage, out_name), value))
-        passed, first = _stage_table(console, name, chain_rows, isolated_rows)
+        # NOISE
+        verdict = judge(ref_dir, port_dir, pipeline=port_pipeline)
+        passed, first = _stage_table(console, verdict)
         identical = port_result.rttm == ref_result.rttm
         _print_turns(console, port_result)
         ref_der, port_der = _der(path, ref_result.rttm), _der(path, port_result.rttm)
@@ -273,8 +297,6 @@ def command_run(args) -> int:
             + f"; {port_seconds:.1f}s vs pyannote {ref_seconds:.1f}s ({ref_seconds / port_seconds:.1f}x)"
         )
         console.print("[green]RTTM identical[/green]" if identical else "[red]RTTM differs[/red]")
-        if first:
-            console.print(f"[red]first stage over tolerance: {first}[/red]")
         passed = passed and identical
         report["passed"] &= passed
         entry.update({
@@ -289,9 +311,10 @@ def command_run(args) -> int:
             "der": {"reference": ref_der, "port": port_der},
             "seconds": {"reference": ref_seconds, "port": port_seconds, "port_stages": port_result.seconds},
             "providers": port_result.providers,
+            "verdict": verdict.as_dict(),
             "stages": {
-                "isolated": [row.as_dict() for row in isolated_rows],
-                "chain": [row.as_dict() for row in chain_rows],
+                "isolated": [row.as_dict() for row in verdict.isolated],
+                "chain": [row.as_dict() for row in verdict.chain],
             },
         })
         report["recordings"].append(entry)
@@ -322,21 +345,23 @@ def _pairs(a: Path, b: Path) -> list[tuple[str, Path, Path]]:
 
 
 def command_compare(args) -> int:
-    from port.compare import compare_trees
+    from port.compare import judge, parse_stages
     from port.dumps import DumpReader
 
     console = _console()
-    report = {"recordings": [], "passed": True}
+    stages = parse_stages(args.stages)
+    report = {"recordings": [], "passed": True, "stages": stages}
     for name, a, b in _pairs(Path(args.reference), Path(args.candidate)):
         reference, candidate = DumpReader(a), DumpReader(b)
         candidate.check({k: reference.manifest.get(k) for k in ("audio_sha256",)})
-        rows = compare_trees(a, b, chain=True)
-        passed, first = _stage_table(console, name, rows, [])
-        if first:
-            console.print(f"[red]first stage over tolerance: {first}[/red]")
+        verdict = judge(a, b, stages=stages)
+        passed, first = _stage_table(console, verdict)
+        if verdict.not_implemented:
+            console.print(f"[red]not implemented: {', '.join(verdict.not_implemented)}[/red] "
+                          "(use --stages to judge only the stages the candidate has)")
         report["passed"] &= passed
-        report["recordings"].append({"name": name, "passed": passed, "first_failure": first,
-                                     "stages": [row.as_dict() for row in rows]})
+        report["recordings"].append({**verdict.as_dict(), "name": name,
+                                     "stages_flat": [row.as_dict() for row in verdict.chain]})
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float) + "\n")
     return EXIT_OK if report["passed"] else EXIT_DRIFT
@@ -400,6 +425,7 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("reference")
     compare.add_argument("candidate")
     compare.add_argument("--json", help="write the comparison as JSON")
+    compare.add_argument("--stages", help="judge only these stages, e.g. 01-05 or 01-05,08 (the others are excluded)")
     compare.set_defaults(func=command_compare)
 
     clean = commands.add_parser("clean", help="remove dumps/ contents (its README stays)")

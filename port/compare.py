@@ -1,46 +1,92 @@
-"""Compare two dump trees stage by stage, within the tolerances of pyproject.toml.
+"""The verdict: two dump trees compared stage by stage, within the rules of pyproject.toml.
 
-Used by `verify.py run` / `verify.py compare` and by the tests, so every stage is
-compared by the same rules: float arrays by max abs (and rel) difference against
-the stage's bound, discrete arrays by mismatch count (must be 0), RTTM text
-verbatim. Nothing here is specific to one stage but the configuration.
+`judge(reference_dir, candidate_dir, pipeline=None, stages=None)` is the one judging
+function `verify.py run`, `verify.py compare`, the tests and the mutation benchmark
+share. It compares every name both sides dumped (the chain), runs each port stage
+alone on the reference's inputs when a port pipeline is given (isolated), says why a
+stage neither side reached was skipped, and names the first failing stage.
+
+Rules (the configuration is in pyproject's [tool.verify]; nothing here is specific
+to one stage):
+- discrete arrays and RTTM text must be identical (mismatch count 0);
+- float arrays: drift <= k * noise + floor at the maximum and at a high percentile,
+  where noise is pyannote's own float32 error (reference/noise.py, stored beside the
+  reference dump); the fixed absolute bounds are ceilings that always apply;
+- a stage or name one side dumped and the other did not fails (a stage the
+  candidate never dumped shows as "not implemented");
+- linkage merges (names configured ``merge_order``) may come in another order in a
+  chain only between merges whose heights differ by less than twice the measured
+  height drift; each reordering is counted and shown.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import math
+import re
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .dumps import STAGES, DumpError, DumpReader
+from .dumps import STAGES, DumpError, DumpReader, locate
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+NOISE_FILE = "noise.json"
 
 
 @functools.lru_cache(maxsize=None)
-def tolerances(path: str | Path = PYPROJECT) -> dict[str, dict]:
-    """[tool.verify.stages] of pyproject.toml: {stage: {atol, chain_atol, rtol, discrete, ...}}."""
+def _config_file(path: str | Path = PYPROJECT) -> dict:
     try:
-        config = tomllib.loads(Path(path).read_text())
+        return tomllib.loads(Path(path).read_text()).get("tool", {}).get("verify", {})
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise DumpError(f"cannot read tolerances from {path}: {error}") from None
-    stages = config.get("tool", {}).get("verify", {}).get("stages", {})
+
+
+def tolerances(path: str | Path = PYPROJECT) -> dict[str, dict]:
+    """[tool.verify.stages] of pyproject.toml: {stage: {atol, chain_atol, rtol, discrete, ...}}."""
+    stages = _config_file(path).get("stages", {})
     missing = [s for s in STAGES if s not in stages]
     if missing:
         raise DumpError(f"{path}: [tool.verify.stages] lacks {', '.join(missing)}")
     return stages
 
 
+def noise_rule(path: str | Path = PYPROJECT) -> dict:
+    """[tool.verify.noise]: k, floor, percentile (see pyproject for the measurements)."""
+    return {"k": 3.0, "floor": 0.0, "percentile": 99.0, **_config_file(path).get("noise", {})}
+
+
+def parse_stages(text: str | None) -> list[str] | None:
+    """'01-05,08' -> the stage folder names (ranges and lists, numbers or full names)."""
+    if not text:
+        return None
+    numbers = {s[:2]: s for s in STAGES}
+    chosen: list[str] = []
+    for part in text.replace(" ", "").split(","):
+        if part in STAGES:
+            chosen.append(part)
+            continue
+        match = re.fullmatch(r"(\d{1,2})(?:-(\d{1,2}))?", part)
+        if not match:
+            raise ValueError(f"--stages: cannot read {part!r} (want e.g. 01-05,08)")
+        first, last = int(match[1]), int(match[2] or match[1])
+        if not (1 <= first <= last <= len(STAGES)):
+            raise ValueError(f"--stages: {part!r} is outside 01-{len(STAGES):02d}")
+        chosen.extend(numbers[f"{n:02d}"] for n in range(first, last + 1))
+    return [s for s in STAGES if s in chosen]
+
+
+# ----------------------------------------------------------------------------- rows
 @dataclass
 class Row:
     """One compared array (or text) of one stage."""
 
     stage: str
     name: str
-    kind: str  # "float", "discrete" or "text"
+    kind: str  # "float", "discrete", "text", "missing" (candidate lacks it) or "extra" (only the candidate has it)
     max_abs: float = 0.0
     max_rel: float = 0.0
     mismatches: int = 0
@@ -48,6 +94,13 @@ class Row:
     bound: float = 0.0
     passed: bool = True
     note: str = ""
+    over: int = 0  # elements over the bound (or differing, for exact values)
+    where: dict | None = None  # the worst (or first differing) element, in the stage's own terms
+    percentile_drift: float | None = None
+    noise: float | None = None  # pyannote's own float32 noise (max) on this name
+    noise_percentile: float | None = None
+    noise_ratio: float | None = None  # drift / noise at the max
+    reordered: int = 0  # linkage merges that came in another order (chain only)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -67,92 +120,362 @@ def _config(stage: str, name: str) -> dict:
     return config
 
 
-def compare_values(stage: str, name: str, reference, candidate, chain: bool = False) -> Row:
-    """Compare one reference value with a candidate under the stage's configuration."""
+def _merges(Z: np.ndarray) -> list[frozenset]:
+    """The leaves each linkage merge joins (the cluster it creates), merge by merge."""
+    n = len(Z) + 1
+    clusters: list[frozenset] = [frozenset([i]) for i in range(n)]
+    for a, b in Z[:, :2].astype(np.int64):
+        clusters.append(clusters[a] | clusters[b])
+    return clusters[n:]
+
+
+def _match_merges(reference: np.ndarray, candidate: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """The candidate's merges put in the reference's order (by the cluster each
+    creates), or None and the first reference merge the candidate never makes."""
+    try:
+        ref, cand = _merges(reference), _merges(candidate)
+    except (IndexError, ValueError):
+        return None, 0
+    position = {cluster: j for j, cluster in enumerate(cand)}
+    order = []
+    for i, cluster in enumerate(ref):
+        if cluster not in position:
+            return None, i
+        order.append(position[cluster])
+    return np.asarray(order), 0
+
+
+def _where(stage, name, shape, flat_index, reference_reader) -> dict | None:
+    if reference_reader is None or not shape:
+        return None
+    try:
+        return locate(stage, name, np.unravel_index(int(flat_index), shape), reference_reader)
+    except (DumpError, OSError, ValueError, IndexError):
+        return None
+
+
+def compare_values(stage: str, name: str, reference, candidate, chain: bool = False,
+                   noise: dict | None = None, reader: DumpReader | None = None) -> Row:
+    """Compare one reference value with a candidate under the stage's configuration.
+
+    `noise`: pyannote's own float32 noise on this name ({"max": .., "p<q>": ..}), when
+    measured; `reader`: the reference dump, to say where a difference is.
+    """
     config = _config(stage, name)
     if isinstance(reference, str) or isinstance(candidate, str):
         ref_lines = str(reference).splitlines()
         cand_lines = str(candidate).splitlines()
-        mismatches = sum(a != b for a, b in zip(ref_lines, cand_lines)) + abs(len(ref_lines) - len(cand_lines))
+        differ = [i for i, (a, b) in enumerate(zip(ref_lines, cand_lines)) if a != b]
+        mismatches = len(differ) + abs(len(ref_lines) - len(cand_lines))
+        first = differ[0] if differ else min(len(ref_lines), len(cand_lines))
+        where = None
+        if mismatches:
+            where = {"line": first + 1}
+            fields = (ref_lines[first] if first < len(ref_lines) else "").split()
+            if len(fields) > 3:  # RTTM: SPEAKER uri channel start duration ...
+                try:
+                    where["time"] = float(fields[3])
+                except ValueError:
+                    pass
         return Row(stage, name, "text", mismatches=mismatches, size=len(ref_lines), passed=mismatches == 0,
+                   over=mismatches, where=where,
                    note="" if mismatches == 0 else f"{mismatches} of {len(ref_lines)} lines differ")
     reference = np.asarray(reference)
     candidate = np.asarray(candidate)
+    discrete = _is_discrete(config, name) or (reference.dtype.kind in "iub" and candidate.dtype.kind in "iub")
     if reference.shape != candidate.shape:
-        return Row(stage, name, "discrete" if _is_discrete(config, name) else "float", size=reference.size,
-                   passed=False, mismatches=reference.size, note=f"shape {candidate.shape} != {reference.shape}")
+        return Row(stage, name, "discrete" if discrete else "float", size=reference.size, passed=False,
+                   mismatches=reference.size, over=reference.size,
+                   note=f"shape {candidate.shape} != {reference.shape}")
     size = int(reference.size)
-    if _is_discrete(config, name) or (reference.dtype.kind in "iub" and candidate.dtype.kind in "iub"):
+    if discrete:
         if reference.dtype.kind == "f" or candidate.dtype.kind == "f":
             equal = (reference == candidate) | (np.isnan(reference) & np.isnan(candidate))
         else:
             equal = reference == candidate
-        mismatches = int(size - np.count_nonzero(equal))
+        differ = np.flatnonzero(~equal)
+        mismatches = int(differ.size)
         return Row(stage, name, "discrete", mismatches=mismatches, size=size, passed=mismatches == 0,
+                   over=mismatches, where=_where(stage, name, reference.shape, differ[0], reader) if mismatches else None,
                    note="" if mismatches == 0 else f"{mismatches} of {size} differ")
 
-    columns = config.get("discrete_columns")
-    mismatches = 0
-    exact = np.zeros(reference.shape, dtype=bool)
-    if columns and reference.ndim == 2:
-        exact[:, columns] = True
-        mismatches = int(np.count_nonzero(exact & (reference != candidate)))
-    tolerated = mismatches if chain and not config.get("chain_exact", True) else 0
     a = reference.astype(np.float64)
     b = candidate.astype(np.float64)
+    reordered, reorder_note = 0, ""
+    if chain and config.get("merge_order") and a.ndim == 2 and a.shape[1] == 4:
+        order, missing = _match_merges(a, b)
+        if order is None:
+            return Row(stage, name, "float", size=size, passed=False, mismatches=1, over=1,
+                       where=_where(stage, name, a.shape, missing * 4, reader),
+                       note=f"merge {missing} of the reference is never made by the candidate (other clusters)")
+        b = b[order]
+        moved = np.flatnonzero(order != np.arange(len(order)))
+        reordered = int(moved.size)
+        if reordered:
+            drift = float(np.max(np.abs(a[:, 2] - b[:, 2])))
+            gaps = np.abs(a[moved, 2] - a[order[moved], 2])
+            # two merges can swap only if their heights are closer than twice the drift
+            if float(gaps.max()) > 2 * drift:
+                worst = int(moved[np.argmax(gaps)])
+                return Row(stage, name, "float", size=size, passed=False, mismatches=reordered, over=reordered,
+                           reordered=reordered, where=_where(stage, name, a.shape, worst * 4, reader),
+                           note=f"{reordered} merges reordered, heights {gaps.max():.1e} apart > 2 x drift {drift:.1e}")
+            reorder_note = f"{reordered} merges reordered (heights {gaps.max():.1e} apart <= 2 x drift {drift:.1e})"
+        b[:, :2] = a[:, :2]  # same clusters: the ids are the order's, already checked
+
+    columns = config.get("discrete_columns")
+    exact = np.zeros(a.shape, dtype=bool)
+    if columns and a.ndim == 2:
+        exact[:, columns] = True
+    exact_differ = np.flatnonzero((exact & (a != b)).ravel())
     both_inf = np.isinf(a) & np.isinf(b) & (a == b)  # e.g. max_speakers = inf
     a[both_inf] = b[both_inf] = 0.0
     nan_a, nan_b = np.isnan(a), np.isnan(b)
-    mismatches += int(np.count_nonzero(nan_a != nan_b))
-    finite = ~(nan_a | nan_b) & ~exact
-    difference = np.abs(a - b)[finite]
-    scale = np.abs(a)[finite]
+    nonfinite = np.flatnonzero(((nan_a != nan_b) | (np.isinf(a) != np.isinf(b)) | (np.isinf(a) & (a != b))).ravel())
+    finite = ~(nan_a | nan_b | np.isinf(a) | np.isinf(b)) & ~exact
+    difference = np.where(finite, np.abs(a - b), 0.0)
+    scale = np.abs(a)
     atol = float(config.get("chain_atol", config.get("atol", 0.0)) if chain else config.get("atol", 0.0))
     rtol = float(config.get("rtol", 0.0))
-    over = int(np.count_nonzero(difference > atol + rtol * scale))
-    max_abs = float(difference.max()) if difference.size else 0.0
-    percentile = config.get("percentile")  # [q, bound]: the q-th percentile of |diff| must stay under bound
-    percentile_note = ""
-    if percentile and difference.size:
-        value = float(np.percentile(difference, percentile[0]))
-        if value > percentile[1]:
-            percentile_note = f"{percentile[0]:g}th percentile {value:.2g} > {percentile[1]:g}"
+    bound = atol + rtol * scale  # the fixed ceiling
+    rule = noise_rule()
+    q = float(rule["percentile"])
+    values = difference[finite]
+    percentile_drift = float(np.percentile(values, q)) if values.size else 0.0
+    notes = []
+    noise_max = noise_p = ratio = None
+    allowed = atol
+    if noise is not None and noise.get("max") is not None:
+        noise_max, noise_p = float(noise["max"]), float(noise.get(f"p{q:g}", noise["max"]))
+        floor = float(config.get("noise_floor", rule["floor"]))
+        allowed = min(atol, rule["k"] * noise_max + floor) if atol > 0 else rule["k"] * noise_max + floor
+        allowed_p = rule["k"] * noise_p + floor
+        ratio = float(values.max() / noise_max) if values.size and noise_max > 0 else (0.0 if not values.size or values.max() == 0 else math.inf)
+        if percentile_drift > allowed_p:
+            notes.append(f"p{q:g} drift {percentile_drift:.2g} > {rule['k']:g} x noise {noise_p:.2g} + {floor:g}")
+        bound = np.minimum(bound, allowed) if atol > 0 else np.full(a.shape, allowed)
+    else:
+        percentile = config.get("percentile")  # no noise measured: the fixed percentile ceiling
+        if percentile and values.size:
+            value = float(np.percentile(values, percentile[0]))
+            if value > percentile[1]:
+                notes.append(f"{percentile[0]:g}th percentile {value:.2g} > {percentile[1]:g}")
+    over_mask = finite & (difference > bound)
+    over = int(np.count_nonzero(over_mask)) + int(nonfinite.size) + int(exact_differ.size)
+    max_abs = float(values.max()) if values.size else 0.0
+    if nonfinite.size:  # NaN or inf on one side only: say so, never "max abs 0"
+        max_abs = math.nan if np.any((nan_a != nan_b).ravel()[nonfinite]) else math.inf
+        notes.insert(0, f"{nonfinite.size} values NaN/inf on one side only")
+    if exact_differ.size:
+        notes.insert(0, f"{exact_differ.size} exact values differ")
+    if over_mask.any():
+        notes.insert(0, f"{int(np.count_nonzero(over_mask))} of {size} over bound")
     # relative difference where values are not ~0 (below 1e-6 of the largest it means nothing)
-    floor = 1e-6 * float(scale.max()) if scale.size else 0.0
+    floor_rel = 1e-6 * float(scale[finite].max()) if values.size else 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = difference / np.maximum(scale, max(floor, np.finfo(np.float64).tiny))
+        rel = difference[finite] / np.maximum(scale[finite], max(floor_rel, np.finfo(np.float64).tiny))
     max_rel = float(rel.max()) if rel.size else 0.0
-    passed = over == 0 and mismatches == tolerated and not percentile_note
-    note = ""
-    if tolerated:
-        note = f"{mismatches} exact values differ (tolerated in a chain)"
-    elif mismatches:
-        note = f"{mismatches} exact values differ"
-    elif over:
-        note = f"{over} of {size} over bound"
-    elif percentile_note:
-        note = percentile_note
-    return Row(stage, name, "float", max_abs, max_rel, mismatches, size, atol, passed, note)
+    passed = not notes
+    where = None
+    if not passed:
+        if nonfinite.size:
+            worst = nonfinite[0]
+        elif exact_differ.size:
+            worst = exact_differ[0]
+        else:
+            worst = int(np.argmax(np.where(finite, difference - bound, -np.inf)))
+        where = _where(stage, name, a.shape, worst, reader)
+    if reorder_note:
+        notes.append(reorder_note)
+    return Row(stage, name, "float", max_abs, max_rel, int(exact_differ.size + nonfinite.size), size,
+               float(allowed), passed, "; ".join(notes), over, where, percentile_drift,
+               noise_max, noise_p, ratio, reordered)
 
 
-def compare_stage(reference: DumpReader, candidate: DumpReader, stage: str, chain: bool = True) -> list[Row]:
-    """Every value the reference dumped for this stage, against the candidate's."""
+# ----------------------------------------------------------------------------- stages
+def _names(reader: DumpReader, stage: str, outputs_only: bool = False) -> list[str]:
+    names = reader.names(stage)
+    return [n for n in names if n.startswith("out_") or "_out_" in n] if outputs_only else names
+
+
+def compare_stage(reference: DumpReader, candidate: DumpReader, stage: str, chain: bool = True,
+                  noise: dict | None = None) -> list[Row]:
+    """Every value either side dumped for this stage: names only one side has fail."""
     rows = []
+    noise = noise or {}
     for name in reference.names(stage):
         if not candidate.has(stage, name):
             rows.append(Row(stage, name, "missing", passed=False, note="missing in candidate"))
             continue
-        rows.append(compare_values(stage, name, reference.load(stage, name), candidate.load(stage, name), chain))
+        rows.append(compare_values(stage, name, reference.load(stage, name), candidate.load(stage, name), chain,
+                                   noise=noise.get(name), reader=reference))
+    for name in candidate.names(stage):
+        if name not in reference.names(stage):
+            rows.append(Row(stage, name, "extra", passed=False, note="only in candidate (the reference has no such name)"))
     return rows
 
 
 def compare_trees(reference: str | Path, candidate: str | Path, chain: bool = True) -> list[Row]:
-    """Compare one recording's dumps, stage by stage, in pipeline order."""
-    ref = DumpReader(reference)
-    cand = DumpReader(candidate)
-    rows = []
+    """Compare one recording's dumps, stage by stage, in pipeline order (every row of `judge`'s chain)."""
+    return judge(reference, candidate).chain
+
+
+def unreached_reason(reference: DumpReader, stage: str) -> str | None:
+    """Why pyannote legitimately never reached `stage`, derived from its dumps (None: no reason)."""
+    index = STAGES.index(stage)
+    if index > STAGES.index("05-count") and reference.has("05-count", "out_count"):
+        if not np.any(np.asarray(reference.load("05-count", "out_count"))):
+            return "nobody speaks: pyannote returns after 05-count"
+    if stage in ("10-linkage", "11-fcluster"):
+        if reference.has("09-filter", "out_embeddings"):
+            kept = np.asarray(reference.load("09-filter", "out_embeddings"))
+            if kept.shape[0] < 2:
+                return f"{kept.shape[0]} embedding(s) after filtering, fewer than 2: pyannote skips linkage"
+        for name in ("in_max_clusters", "in_num_clusters"):
+            if reference.has("12-assign", name):
+                value = float(reference.load("12-assign", name))
+                if value == 1:
+                    return f"{name[3:]} = 1: pyannote skips clustering"
+    return None
+
+
+@dataclass
+class StageVerdict:
+    stage: str
+    status: str  # "pass", "fail", "not implemented", "not reached", "excluded"
+    reason: str = ""
+    chain: list[Row] = field(default_factory=list)
+    isolated: list[Row] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status in ("pass", "not reached", "excluded")
+
+    def as_dict(self) -> dict:
+        return {"stage": self.stage, "status": self.status, "reason": self.reason, "passed": self.passed,
+                "chain": [r.as_dict() for r in self.chain], "isolated": [r.as_dict() for r in self.isolated]}
+
+
+@dataclass
+class Verdict:
+    """One recording's verdict: per stage, the chain rows, the isolated rows, a status."""
+
+    recording: str
+    stages: dict[str, StageVerdict]
+    noise: str = ""  # where the noise came from, or why there is none
+
+    @property
+    def chain(self) -> list[Row]:
+        """Every chain row; a failing stage with nothing compared gets one row saying why."""
+        rows = []
+        for s in self.stages.values():
+            rows.extend(s.chain)
+            if not s.passed and not s.chain:
+                rows.append(Row(s.stage, "*", "missing", passed=False, note=f"{s.status}: {s.reason}"))
+        return rows
+
+    @property
+    def isolated(self) -> list[Row]:
+        return [r for s in self.stages.values() for r in s.isolated]
+
+    @property
+    def passed(self) -> bool:
+        return all(s.passed for s in self.stages.values())
+
+    @property
+    def first_failure(self) -> str | None:
+        """The first stage whose isolated check fails (the culprit: no drift from
+        earlier stages), else the first stage that fails at all."""
+        for stage in self.stages.values():
+            if any(not r.passed for r in stage.isolated):
+                return stage.stage
+        for stage in self.stages.values():
+            if not stage.passed:
+                return stage.stage
+        return None
+
+    @property
+    def not_implemented(self) -> list[str]:
+        return [s.stage for s in self.stages.values() if s.status == "not implemented"]
+
+    def as_dict(self) -> dict:
+        return {"name": self.recording, "passed": self.passed, "first_failure": self.first_failure,
+                "not_implemented": self.not_implemented, "noise_source": self.noise,
+                "stages": [s.as_dict() for s in self.stages.values()]}
+
+
+def load_noise(reference: DumpReader) -> tuple[dict, str]:
+    """pyannote's own float32 noise stored beside the reference dump (reference/noise.py),
+    when it was measured on the same audio and models; ({}, why not) otherwise."""
+    path = reference.path / NOISE_FILE
+    if not path.is_file():
+        return {}, "no noise measured (fixed ceilings only)"
+    try:
+        stored = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}, f"{path}: unreadable noise (fixed ceilings only)"
+    for key in ("audio_sha256", "segmentation_sha256", "embedding_sha256"):
+        if stored.get(key) != reference.manifest.get(key):
+            return {}, f"{path}: measured on other {key.split('_')[0]} (fixed ceilings only)"
+    return stored.get("stages", {}), f"pyannote float32 vs float64, {stored.get('chunks_note', 'all chunks')}"
+
+
+def judge(reference_dir: str | Path, candidate_dir: str | Path, pipeline=None,
+          stages: list[str] | None = None) -> Verdict:
+    """The verdict on one recording: `candidate_dir`'s dumps against `reference_dir`'s.
+
+    pipeline: a port `Pipeline`; when given, each stage is also run alone on the
+    reference's inputs (port.stages.run_stage) and judged (isolated rows).
+    stages: limit the verdict to these stages (see `parse_stages`); the others are
+    "excluded", and stages the candidate lacks are then not failures.
+    """
+    reference, candidate = DumpReader(reference_dir), DumpReader(candidate_dir)
+    noise, noise_source = load_noise(reference)
+    verdicts: dict[str, StageVerdict] = {}
     for stage in STAGES:
-        rows.extend(compare_stage(ref, cand, stage, chain=chain))
+        if stages is not None and stage not in stages:
+            verdicts[stage] = StageVerdict(stage, "excluded", "not in --stages")
+            continue
+        on_ref, on_cand = bool(reference.names(stage)), bool(candidate.names(stage))
+        reason = unreached_reason(reference, stage)
+        if not on_ref and not on_cand:
+            verdicts[stage] = StageVerdict(stage, "not reached", reason) if reason else StageVerdict(
+                stage, "fail", "neither side dumped this stage and the reference's dumps give no reason")
+            continue
+        if not on_cand:
+            verdicts[stage] = StageVerdict(stage, "not implemented", "the candidate dumped nothing for this stage")
+            continue
+        if not on_ref:
+            verdicts[stage] = StageVerdict(
+                stage, "fail", "the candidate dumped a stage the reference never reached" + (f" ({reason})" if reason else ""),
+                chain=compare_stage(reference, candidate, stage, noise=noise.get(stage, {}).get("chain")))
+            continue
+        verdict = StageVerdict(stage, "pass")
+        verdict.chain = compare_stage(reference, candidate, stage, chain=True, noise=noise.get(stage, {}).get("chain"))
+        if pipeline is not None:
+            verdict.isolated = isolated_rows(reference, stage, pipeline, noise.get(stage, {}).get("isolated"))
+        if any(not r.passed for r in verdict.chain + verdict.isolated):
+            verdict.status = "fail"
+        verdicts[stage] = verdict
+    return Verdict(reference.path.name, verdicts, noise_source)
+
+
+def isolated_rows(reference: DumpReader, stage: str, pipeline, noise: dict | None = None) -> list[Row]:
+    """The port's stage run alone on the reference's inputs, against the reference's outputs."""
+    from .stages import run_stage  # the port pipeline, only when asked
+
+    produced = run_stage(stage, reference, pipeline)
+    expected = _names(reference, stage, outputs_only=True)
+    rows = []
+    noise = noise or {}
+    for name in expected:
+        if name not in produced:
+            rows.append(Row(stage, name, "missing", passed=False, note="the port's stage did not produce it"))
+            continue
+        rows.append(compare_values(stage, name, reference.load(stage, name), produced[name], chain=False,
+                                   noise=noise.get(name), reader=reference))
+    for name in sorted(set(produced) - set(expected)):
+        rows.append(Row(stage, name, "extra", passed=False, note="the port produced a name the reference has not"))
     return rows
 
 
@@ -163,7 +486,9 @@ def stage_summary(rows: list[Row]) -> dict[str, dict]:
         entry = summary.setdefault(
             row.stage, {"max_abs": 0.0, "max_rel": 0.0, "mismatches": 0, "bound": row.bound, "passed": True, "notes": []}
         )
-        entry["max_abs"] = max(entry["max_abs"], row.max_abs)
+        entry["max_abs"] = max(entry["max_abs"], row.max_abs) if not math.isnan(entry["max_abs"]) else entry["max_abs"]
+        if math.isnan(row.max_abs):
+            entry["max_abs"] = row.max_abs
         entry["max_rel"] = max(entry["max_rel"], row.max_rel)
         entry["mismatches"] += row.mismatches
         entry["bound"] = max(entry["bound"], row.bound)

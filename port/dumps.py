@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,90 @@ FORMAT_VERSION = 1
 
 class DumpError(ValueError):
     """Unreadable, missing or stale dumps; the message is one line."""
+
+
+# ----------------------------------------------------------------------------- axes
+# What each axis of a dumped array means, so a comparison can say *where* two
+# dumps part in the stage's own terms (and at what time in the audio). Keys are
+# "<stage>/<name>" or a bare name; "call<k>_" prefixes are ignored.
+AXES: dict[str, tuple[str, ...]] = {
+    "01-audio/in_waveform": ("channel", "native_sample"),
+    "01-audio/out_waveform": ("channel", "sample"),
+    "02-chunks/out_chunks": ("chunk", "channel", "chunk_sample"),
+    "03-segmentation/out_log_probs": ("chunk", "frame", "class"),
+    "04-multilabel/out_multilabel": ("chunk", "frame", "speaker"),
+    "05-count/out_count": ("output_frame", "column"),
+    "06-fbank/out_waveforms": ("chunk", "channel", "chunk_sample"),
+    "06-fbank/out_fbank": ("chunk", "fbank_frame", "mel_bin"),
+    "07-masks/out_masks": ("chunk", "speaker", "frame"),
+    "08-embeddings/out_embeddings": ("chunk", "speaker", "dim"),
+    "09-filter/out_embeddings": ("embedding_row", "dim"),
+    "out_chunk_idx": ("embedding_row",),
+    "out_speaker_idx": ("embedding_row",),
+    "10-linkage/in_X": ("embedding_row", "dim"),
+    "out_Z": ("merge", "column"),
+    "in_Z": ("merge", "column"),
+    "out_labels": ("embedding_row",),
+    "out_clusters": ("embedding_row",),
+    "out_hard_clusters": ("chunk", "speaker"),
+    "out_soft_clusters": ("chunk", "speaker", "cluster"),
+    "out_centroids": ("cluster", "dim"),
+    "in_hard_clusters": ("chunk", "speaker"),
+    "in_count": ("output_frame", "column"),
+    "out_discrete": ("output_frame", "cluster"),
+    "out_segments": ("segment", "column"),
+}
+
+# fbank frames: 25 ms windows every 10 ms (WeSpeaker's Kaldi options)
+FBANK_SHIFT, FBANK_LENGTH = 0.010, 0.025
+
+
+def axes(stage: str, name: str) -> tuple[str, ...] | None:
+    """The axis names of a dumped array (None when the vocabulary does not say)."""
+    base = re.sub(r"^call\d+_", "", name)
+    return AXES.get(f"{stage}/{base}", AXES.get(base))
+
+
+def locate(stage: str, name: str, index: tuple[int, ...], reference: "DumpReader") -> dict:
+    """An element's position in the stage's own terms, plus its time (s) in the audio
+    when the reference's dumps say it (chunk step, frame window, filter indices)."""
+    names = axes(stage, name) or tuple(f"axis{i}" for i in range(len(index)))
+    where: dict = {axis: int(i) for axis, i in zip(names, index)}
+    rate = 16000.0
+    step = 10.0 * float(reference.manifest.get("parameters", {}).get("segmentation_step", 0.1))
+    if "embedding_row" in where and reference.has("09-filter", "out_chunk_idx"):
+        row = where["embedding_row"]
+        chunk_idx = np.asarray(reference.load("09-filter", "out_chunk_idx"))
+        if row < len(chunk_idx):
+            where["chunk"] = int(chunk_idx[row])
+            where["speaker"] = int(np.asarray(reference.load("09-filter", "out_speaker_idx"))[row])
+    frames = None
+    for source in ("05-count", "13-reconstruct"):
+        if reference.has(source, "out_frames"):
+            frames = np.asarray(reference.load(source, "out_frames"), dtype=np.float64)
+            break
+    time = None
+    if "native_sample" in where and reference.has("01-audio", "in_sample_rate"):
+        time = where["native_sample"] / float(reference.load("01-audio", "in_sample_rate"))
+    elif "sample" in where:
+        time = where["sample"] / rate
+    elif "output_frame" in where and frames is not None:
+        time = frames[0] + where["output_frame"] * frames[2] + frames[1] / 2
+    elif "segment" in where:
+        segments = reference.load(stage, name)
+        if where["segment"] < len(segments):
+            time = float(segments[where["segment"]][0])
+    elif "chunk" in where:
+        time = where["chunk"] * step
+        if "chunk_sample" in where:
+            time += where["chunk_sample"] / rate
+        elif "fbank_frame" in where:
+            time += where["fbank_frame"] * FBANK_SHIFT + FBANK_LENGTH / 2
+        elif "frame" in where and frames is not None:
+            time += frames[0] + where["frame"] * frames[2] + frames[1] / 2
+    if time is not None:
+        where["time"] = round(float(time), 3)
+    return where
 
 
 # ----------------------------------------------------------------------------- encodings
