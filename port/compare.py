@@ -56,7 +56,7 @@ def tolerances(path: str | Path = PYPROJECT) -> dict[str, dict]:
 
 def noise_rule(path: str | Path = PYPROJECT) -> dict:
     """[tool.verify.noise]: k, floor, percentile (see pyproject for the measurements)."""
-    return {"k": 3.0, "floor": 0.0, "percentile": 99.0, **_config_file(path).get("noise", {})}
+    return {"k": 3.0, "floor_ulps": 4.0, "percentile": 99.0, "max_chunks": 8, **_config_file(path).get("noise", {})}
 
 
 def parse_stages(text: str | None) -> list[str] | None:
@@ -247,12 +247,14 @@ def compare_values(stage: str, name: str, reference, candidate, chain: bool = Fa
     allowed = atol
     if noise is not None and noise.get("max") is not None:
         noise_max, noise_p = float(noise["max"]), float(noise.get(f"p{q:g}", noise["max"]))
-        floor = float(config.get("noise_floor", rule["floor"]))
+        # floor: a few float32 roundings of the stage's largest value, so that noise 0
+        # (e.g. no resampling: pyannote copies) still allows the port's own rounding
+        floor = float(rule["floor_ulps"]) * float(np.finfo(np.float32).eps) * float(scale[finite].max(initial=0.0))
         allowed = min(atol, rule["k"] * noise_max + floor) if atol > 0 else rule["k"] * noise_max + floor
         allowed_p = rule["k"] * noise_p + floor
         ratio = float(values.max() / noise_max) if values.size and noise_max > 0 else (0.0 if not values.size or values.max() == 0 else math.inf)
         if percentile_drift > allowed_p:
-            notes.append(f"p{q:g} drift {percentile_drift:.2g} > {rule['k']:g} x noise {noise_p:.2g} + {floor:g}")
+            notes.append(f"p{q:g} drift {percentile_drift:.2g} > {rule['k']:g} x noise {noise_p:.2g} + {floor:.1g}")
         bound = np.minimum(bound, allowed) if atol > 0 else np.full(a.shape, allowed)
     else:
         percentile = config.get("percentile")  # no noise measured: the fixed percentile ceiling

@@ -1,0 +1,187 @@
+"""pyannote's own float32 noise, per recording and stage: the yardstick of the verdict.
+
+pyannote computes in float32. Recomputing a stage in float64 with pyannote's own
+torch code tells how far pyannote's float32 result is from the exact value; a port
+whose drift from pyannote is a small multiple of that is as exact as pyannote itself.
+
+Two measurements per float name (see port/compare.py for how they are used):
+
+- ``isolated``: the stage in float64 on the reference's own dumped (float32) inputs;
+  it is the yardstick for the port's stage run alone on those same inputs;
+- ``chain``: the stages in float64 along the chain (audio -> resampling -> chunks ->
+  segmentation; crops -> fbank -> embeddings), so that pyannote's float32 errors of
+  earlier stages accumulate as a port's do when it runs end to end.
+
+Stages measured: 01-audio (downmix + resampling), 02-chunks (slices of 01), 03
+segmentation forward, 06 crops and fbank, 08 embedding forward (ResNet frames once
+per chunk, pooled with each speaker's weights: `forward_frames` + `forward_embedding`).
+
+Stored as ``noise.json`` beside the reference dump's manifest, keyed by the audio and
+model checksums, so it is computed once per reference dump. Long recordings use a
+subset of chunks (at most ``max_chunks`` of [tool.verify.noise]): evenly spaced chunks
+plus, when a candidate dump is given, the chunks where its drift is largest, so the
+noise is always measured where the drift is.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from port.compare import NOISE_FILE, noise_rule
+from port.dumps import DumpError, DumpReader
+
+from . import models as reference_models
+
+SAMPLE_RATE = 16000
+CHUNKED = {"02-chunks": "out_chunks", "03-segmentation": "out_log_probs", "06-fbank": "out_fbank",
+           "08-embeddings": "out_embeddings"}
+
+
+def _stats(reference: np.ndarray, exact: np.ndarray, chunked: bool, q: float) -> dict:
+    """max and q-th percentile of |float32 - float64|, and the max per chunk (for pictures)."""
+    difference = np.abs(np.asarray(reference, dtype=np.float64) - np.asarray(exact, dtype=np.float64))
+    out = {"max": float(difference.max()) if difference.size else 0.0,
+           f"p{q:g}": float(np.percentile(difference, q)) if difference.size else 0.0}
+    if chunked and difference.ndim >= 2:
+        out["per_chunk_max"] = [float(x) for x in difference.reshape(len(difference), -1).max(axis=1)]
+    return out
+
+
+def _worst_chunks(reference: DumpReader, candidate: DumpReader | None, count: int) -> set[int]:
+    """The chunks where the candidate's drift is largest, per chunked float stage."""
+    worst: set[int] = set()
+    if candidate is None:
+        return worst
+    for stage, name in CHUNKED.items():
+        if reference.has(stage, name) and candidate.has(stage, name):
+            a, b = np.asarray(reference.load(stage, name), np.float64), np.asarray(candidate.load(stage, name), np.float64)
+            if a.shape == b.shape and a.size:
+                per_chunk = np.nan_to_num(np.abs(a - b), nan=np.inf).reshape(len(a), -1).max(axis=1)
+                worst.update(int(i) for i in np.argsort(per_chunk)[::-1][:count])
+    return worst
+
+
+def choose_chunks(num_chunks: int, max_chunks: int, worst: set[int]) -> list[int]:
+    """All chunks when few; else the worst-drift chunks plus evenly spaced ones (first and last included)."""
+    if num_chunks <= max_chunks:
+        return list(range(num_chunks))
+    chosen = set(sorted(worst)[: max_chunks // 2])
+    spaced = np.linspace(0, num_chunks - 1, max(max_chunks - len(chosen), 2)).round().astype(int)
+    chosen.update(int(i) for i in spaced)
+    return sorted(chosen)
+
+
+def measure(reference_dir: str | Path, segmentation, embedding, candidate_dir: str | Path | None = None) -> dict:
+    """Recompute the float stages in float64 with pyannote's torch code; {stage: {mode: {name: stats}}}."""
+    import torch
+    from pyannote.audio.core.io import Audio
+    from pyannote.core import Segment
+
+    reference = DumpReader(reference_dir)
+    candidate = DumpReader(candidate_dir) if candidate_dir and (Path(candidate_dir) / "manifest.json").is_file() else None
+    rule = noise_rule()
+    q, max_chunks = float(rule["percentile"]), int(rule.get("max_chunks", 32))
+    stages: dict = {}
+
+    def put(stage, mode, name, ref, exact, chunked=False):
+        stages.setdefault(stage, {}).setdefault(mode, {})[name] = _stats(ref, exact, chunked, q)
+
+    audio = Audio(sample_rate=SAMPLE_RATE, mono="downmix")
+    native = torch.from_numpy(np.asarray(reference.load("01-audio", "in_waveform"), dtype=np.float64))
+    rate = int(reference.load("01-audio", "in_sample_rate"))
+    with torch.inference_mode():
+        # 01: downmix + resampling (torchaudio), in float64
+        waveform64 = audio.downmix_and_resample(native, rate)[0]
+        for mode in ("isolated", "chain"):
+            put("01-audio", mode, "out_waveform", reference.load("01-audio", "out_waveform"), waveform64.numpy())
+        if not reference.names("02-chunks"):
+            return {"stages": stages, "chunks": [], "num_chunks": 0}
+
+        ref_chunks = np.asarray(reference.load("02-chunks", "out_chunks"))
+        num_chunks, _, window = ref_chunks.shape
+        step = int(round(10.0 * float(reference.manifest.get("parameters", {}).get("segmentation_step", 0.1)) * SAMPLE_RATE))
+        chosen = choose_chunks(num_chunks, max_chunks, _worst_chunks(reference, candidate, 4))
+        index = np.asarray(chosen)
+
+        # 02: chunks are slices of 01's waveform, the last one zero-padded (Inference.slide)
+        flat = waveform64.numpy()[0]
+        chunks64 = np.zeros((len(chosen), 1, window))
+        for row, i in enumerate(chosen):
+            piece = flat[i * step : i * step + window]
+            chunks64[row, 0, : len(piece)] = piece
+        put("02-chunks", "chain", "out_chunks", ref_chunks[index], chunks64, chunked=True)
+
+        # 03: segmentation forward in float64, on the reference's chunks and on the float64 chain
+        model = copy.deepcopy(segmentation).double().eval()
+        ref_log_probs = np.asarray(reference.load("03-segmentation", "out_log_probs"))[index]
+        isolated = model(torch.from_numpy(ref_chunks[index].astype(np.float64))).numpy()
+        put("03-segmentation", "isolated", "out_log_probs", ref_log_probs, isolated, chunked=True)
+        chain = isolated if rate == SAMPLE_RATE and native.shape[0] == 1 else model(torch.from_numpy(chunks64)).numpy()
+        put("03-segmentation", "chain", "out_log_probs", ref_log_probs, chain, chunked=True)
+        del model
+
+        if not reference.names("06-fbank"):
+            return {"stages": stages, "chunks": chosen, "num_chunks": num_chunks}
+
+        # 06: per-chunk crops (Audio.crop, mode="pad") and fbank (compute_fbank), float64
+        ref_crops = np.asarray(reference.load("06-fbank", "out_waveforms"))[index]
+        file = {"waveform": native, "sample_rate": rate}
+        duration = window / SAMPLE_RATE
+        crops64 = np.stack([
+            audio.crop(file, Segment(i * step / SAMPLE_RATE, i * step / SAMPLE_RATE + duration), mode="pad")[0].numpy()
+            for i in chosen
+        ])
+        for mode in ("isolated", "chain"):
+            put("06-fbank", mode, "out_waveforms", ref_crops, crops64, chunked=True)
+        emb = copy.deepcopy(embedding).double().eval()
+        ref_fbank = np.asarray(reference.load("06-fbank", "out_fbank"))[index]
+        fbank_iso = emb.compute_fbank(torch.from_numpy(ref_crops.astype(np.float64)))
+        put("06-fbank", "isolated", "out_fbank", ref_fbank, fbank_iso.numpy(), chunked=True)
+        fbank_chain = emb.compute_fbank(torch.from_numpy(crops64))
+        put("06-fbank", "chain", "out_fbank", ref_fbank, fbank_chain.numpy(), chunked=True)
+
+        # 08: ResNet frames once per chunk, pooled with each speaker's mask (pyannote's
+        # forward_frames + forward_embedding: what forward(waveforms, weights) computes)
+        masks = torch.from_numpy(np.asarray(reference.load("07-masks", "out_masks"))[index].astype(np.float64))
+        ref_embeddings = np.asarray(reference.load("08-embeddings", "out_embeddings"))[index]
+
+        def embed(fbank):
+            return emb.resnet.forward_embedding(emb.resnet.forward_frames(fbank), weights=masks)[1].numpy()
+
+        put("08-embeddings", "isolated", "out_embeddings", ref_embeddings, embed(torch.from_numpy(ref_fbank.astype(np.float64))), chunked=True)
+        put("08-embeddings", "chain", "out_embeddings", ref_embeddings, embed(fbank_chain), chunked=True)
+    return {"stages": stages, "chunks": chosen, "num_chunks": num_chunks}
+
+
+def ensure(reference_dir: str | Path, segmentation, embedding, candidate_dir: str | Path | None = None) -> Path:
+    """noise.json beside the reference dump: measured once per audio and models, reused after."""
+    reference = DumpReader(reference_dir)
+    keys = {
+        "audio_sha256": reference.manifest.get("audio_sha256"),
+        "segmentation_sha256": reference_models.checksum(segmentation),
+        "embedding_sha256": reference_models.checksum(embedding),
+    }
+    for key in ("segmentation_sha256", "embedding_sha256"):
+        if reference.manifest.get(key) not in (None, keys[key]):
+            raise DumpError(f"{reference.path}: dumped with other {key.split('_')[0]} weights than the models given")
+    path = reference.path / NOISE_FILE
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+            if all(stored.get(k) == v for k, v in keys.items()):
+                return path
+        except json.JSONDecodeError:
+            pass
+    measured = measure(reference_dir, segmentation, embedding, candidate_dir)
+    chunks, total = measured["chunks"], measured["num_chunks"]
+    note = "all chunks" if len(chunks) == total else f"{len(chunks)} of {total} chunks (evenly spaced + worst drift)"
+    payload = {**keys, "chunks_note": note, **measured}
+    tmp = path.with_name(f".{NOISE_FILE}.{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
