@@ -59,6 +59,14 @@ def noise_rule(path: str | Path = PYPROJECT) -> dict:
     return {"k": 3.0, "floor_ulps": 4.0, "percentile": 99.0, "max_chunks": 8, **_config_file(path).get("noise", {})}
 
 
+def export_bounds(path: str | Path = PYPROJECT) -> dict:
+    """[tool.verify.export]: the measured ONNX Runtime vs PyTorch bounds of the export gate."""
+    bounds = _config_file(path).get("export", {})
+    if not {"segmentation_atol", "embedding_atol"} <= set(bounds):
+        raise DumpError(f"{path}: [tool.verify.export] needs segmentation_atol and embedding_atol")
+    return bounds
+
+
 def parse_stages(text: str | None) -> list[str] | None:
     """'01-05,08' -> the stage folder names (ranges and lists, numbers or full names)."""
     if not text:

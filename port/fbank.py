@@ -8,8 +8,9 @@ Precision strategy (torch computes everything in float32):
 * framing, DC removal (ATen's float32 summation order), pre-emphasis and
   windowing are float32 with torch's operation order, so the FFT input equals
   torch's up to one-ulp differences of a few window coefficients;
-* the mel filterbank is built in float32 like ``get_mel_banks`` and is
-  bit-identical to torch's on pyannote's 16 kHz / 512-point grid;
+* the mel filterbank is built in float32 like ``get_mel_banks`` with a
+  correctly rounded log (torch's float32 log may differ by one ulp on some
+  inputs, per build: no platform table is copied);
 * the FFT, power spectrum, mel projection and log are computed in float64
   and rounded once to float32. torch's float32 FFT (MKL) carries an absolute
   error of ~1e-7 x the frame's peak magnitude, which in log-mel units is
@@ -94,53 +95,15 @@ def _feature_window_function(window_type: str, window_size: int, blackman_coeff:
     raise AudioError(f"invalid window type {window_type!r} (expected one of {', '.join(_WINDOWS)})")
 
 
-# torch's float32 log (MKL VML on x86 builds) is within one ulp of the
-# correctly rounded value but not always equal to it. The mel filterbank
-# divides mel differences of ~30 by mel values of ~2000, which turns one ulp
-# of log into a weight error of up to ~7e-6, and that shows in every frame.
-# For the FFT grid pyannote uses (16 kHz, 512 points, 31.25 Hz bins) these
-# are the inputs of mel_scale's log where torch 2.11 (x86, MKL) differs from
-# the correctly rounded result, with torch's value (float32, as hex).
-_TORCH_LOG_FIXUPS = {
-    float.fromhex(k): float.fromhex(v)
-    for k, v in {
-        "0x1.5b6db8p+0": "0x1.38b5fcp-2",  # fft bin 8
-        "0x1.949248p+0": "0x1.d4a26cp-2",  # fft bin 13
-        "0x1.312492p+1": "0x1.bcccc4p-1",  # fft bin 31
-        "0x1.592492p+1": "0x1.fbde00p-1",  # fft bin 38
-        "0x1.c00000p+1": "0x1.40b514p+0",  # fft bin 56
-        "0x1.c5b6dcp+1": "0x1.43f3b4p+0",  # fft bin 57
-        "0x1.440000p+2": "0x1.9f3240p+0",  # fft bin 91
-        "0x1.49b6dcp+2": "0x1.a3ac04p+0",  # fft bin 93
-        "0x1.580000p+2": "0x1.ae87bcp+0",  # fft bin 98
-        "0x1.5db6dcp+2": "0x1.b2bf6cp+0",  # fft bin 100
-        "0x1.8b6db6p+2": "0x1.d232c4p+0",  # fft bin 116
-        "0x1.e6db6ep+2": "0x1.03b924p+1",  # fft bin 148
-        "0x1.54924ap+3": "0x1.2eb4b0p+1",  # fft bin 216
-        "0x1.576db6p+3": "0x1.2fc670p+1",  # fft bin 218
-        "0x1.5bb6dcp+3": "0x1.315cd4p+1",  # fft bin 221
-        "0x1.616db6p+3": "0x1.3372f4p+1",  # fft bin 225
-        "0x1.712492p+3": "0x1.390470p+1",  # fft bin 236
-        "0x1.76db6ep+3": "0x1.3afbccp+1",  # fft bin 240
-        "0x1.7b2492p+3": "0x1.3c704cp+1",  # fft bin 243
-        "0x1.7e0000p+3": "0x1.3d6650p+1",  # fft bin 245
-        "0x1.880000p+3": "0x1.40b514p+1",  # fft bin 252
-    }.items()
-}
-
-
 def _log32(x: np.ndarray) -> np.ndarray:
-    """float32 natural log as torch computes it for ``mel_scale``.
+    """float32 natural log for ``mel_scale``, correctly rounded.
 
-    Mirrors ``torch.Tensor.log`` on float32: correctly rounded, except for
-    the inputs listed in ``_TORCH_LOG_FIXUPS`` where torch's value is used.
+    ``torch.Tensor.log`` on float32 is within one ulp of this (MKL's VML on
+    x86 builds differs on some inputs, differently per build and grid); the
+    port copies no platform's rounding. The mel weights then differ from
+    torch's by up to ~7e-6, within pyannote's own float32 noise (tests/test_fbank.py).
     """
-    out = np.log(x.astype(np.float64)).astype(np.float32)
-    for i in range(out.size):
-        fix = _TORCH_LOG_FIXUPS.get(float(x.flat[i]))
-        if fix is not None:
-            out.flat[i] = fix
-    return out
+    return np.log(x.astype(np.float64)).astype(np.float32)
 
 
 def _mel_scale32(freq: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from port.compare import tolerances
+from port.compare import export_bounds
 
 from . import models
 
@@ -143,7 +143,7 @@ def export_segmentation(model, path: Path) -> Path:
         expected = model(torch.from_numpy(chunks)).numpy()
     return _export_checked(
         model, path, {"waveform": chunks}, "log_probs", meta, expected, "segmentation",
-        tolerances()["03-segmentation"]["atol"],
+        export_bounds()["segmentation_atol"],
     )
 
 
@@ -217,7 +217,7 @@ def export_embedding(model, folder: Path, num_samples: int, num_frames: int, num
         expected = model.resnet.forward_embedding(torch.from_numpy(frames), weights=torch.from_numpy(weights))[1].numpy()
     meta["fbank_frames"] = int(fbank.shape[1])
     meta["trunk_shape"] = list(frames.shape[1:])
-    bound = tolerances()["08-embeddings"]["atol"]
+    bound = export_bounds()["embedding_atol"]
     return {
         # the single graph, as pyannote runs it: one (chunk, speaker) pair per row
         "embedding": _export_checked(

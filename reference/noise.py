@@ -185,3 +185,19 @@ def ensure(reference_dir: str | Path, segmentation, embedding, candidate_dir: st
     tmp.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def mel_banks(num_bins: int, window_length_padded: int, sample_freq: float, low_freq: float, high_freq: float,
+              dtype: str = "float32") -> np.ndarray:
+    """torchaudio's own `get_mel_banks` (as pyannote's fbank calls it), built in float32 as
+    torch does by default, or in float64: their difference is torch's own float32 noise."""
+    import torch
+    from torchaudio.compliance import kaldi
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        banks, _ = kaldi.get_mel_banks(num_bins, window_length_padded, sample_freq, low_freq, high_freq, 100.0, -500.0, 1.0)
+    finally:
+        torch.set_default_dtype(previous)
+    return banks.numpy()

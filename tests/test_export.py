@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from port import runtime
-from port.compare import tolerances
+from port.compare import export_bounds
 
 from .conftest import RECORDINGS
 
@@ -36,7 +36,7 @@ def test_segmentation_onnx_matches_torch(torch_models, onnx_folder, recording):
         expected = torch_models[0](torch.from_numpy(chunks)).numpy()
     session = runtime.session(onnx_folder / "segmentation.onnx", device="cpu")
     got = session.run(None, {"waveform": chunks})[0]
-    assert np.max(np.abs(got - expected)) <= tolerances()["03-segmentation"]["atol"]
+    assert np.max(np.abs(got - expected)) <= export_bounds()["segmentation_atol"]
 
 
 @pytest.mark.parametrize("recording", sorted(RECORDINGS))
@@ -56,7 +56,7 @@ def test_embedding_onnx_matches_torch(torch_models, onnx_folder, recording):
         expected = np.stack([
             embedding(torch.from_numpy(chunks), weights=torch.from_numpy(weights[:, s])).numpy() for s in range(3)
         ], axis=1)
-    bound = tolerances()["08-embeddings"]["atol"]
+    bound = export_bounds()["embedding_atol"]
     for split in (True, False):
         model = Embedding(onnx_folder, device="cpu", split=split)
         got = model(fbank.numpy(), weights)

@@ -72,8 +72,9 @@ def _chunks(x: np.ndarray, step_s: float = 3.0, duration_s: float = 10.0) -> np.
     return np.stack(out).astype(np.float32)
 
 
-def _check_log_features(out: np.ndarray, ref: np.ndarray, raw_ref: np.ndarray, label: str):
-    """Assertions on log-mel features (see module docstring); raw_ref sets the band levels."""
+def _check_log_features(out: np.ndarray, ref: np.ndarray, raw_ref: np.ndarray, label: str, exact=None):
+    """Assertions on log-mel features (see module docstring); raw_ref sets the band levels;
+    exact: torch's own computation in float64, whose distance to `ref` is torch's float32 noise."""
     assert out.shape == ref.shape, label
     assert out.dtype == np.float32
     diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
@@ -81,9 +82,17 @@ def _check_log_features(out: np.ndarray, ref: np.ndarray, raw_ref: np.ndarray, l
     well = below_peak <= WELL_CONDITIONED_DB / 10 * math.log(10)
     assert diff[well].max() <= ATOL_WELL_CONDITIONED, (label, diff[well].max())
     assert diff.max() <= ATOL_ALL, (label, diff.max())
-    if diff.size >= 50_000:  # tail statistics need enough cells
-        assert np.quantile(diff, 0.999) <= P999_ALL, (label, np.quantile(diff, 0.999))
-        assert diff.mean() <= MEAN_ALL, (label, diff.mean())
+    # tail statistics at every size (no skip for small arrays): the 99.9th percentile
+    # within P999_ALL, or, where torch's own float32 noise is larger (quiet or short
+    # signals), within 3x that noise's 99.9th percentile (the verdict's k)
+    tail, mean = float(np.quantile(diff, 0.999)), float(diff.mean())
+    if exact is not None:
+        noise = np.abs(ref.astype(np.float64) - np.asarray(exact, np.float64))
+        assert tail <= max(P999_ALL, 3 * float(np.quantile(noise, 0.999))), (label, tail)
+        assert mean <= max(MEAN_ALL, 3 * float(noise.mean())), (label, mean)
+    else:
+        assert tail <= P999_ALL, (label, tail)
+        assert mean <= MEAN_ALL, (label, mean)
     return diff
 
 
@@ -92,20 +101,25 @@ def _check_log_features(out: np.ndarray, ref: np.ndarray, raw_ref: np.ndarray, l
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("num_bins", [80, 23, 40])
-def test_mel_banks_bitwise_on_pyannote_grid(num_bins):
-    ref, _ = kaldi.get_mel_banks(num_bins, 512, 16000.0, 20.0, 0.0, 100.0, -500.0, 1.0)
-    out = F.get_mel_banks(num_bins, 512, 16000.0, 20.0, 0.0)
-    np.testing.assert_array_equal(out, ref.numpy())
+@pytest.mark.parametrize("args", [
+    (80, 512, 16000.0, 20.0, 0.0),  # pyannote's WeSpeaker grid
+    (23, 512, 16000.0, 20.0, 0.0),
+    (40, 400, 16000.0, 50.0, -400.0),
+    (64, 1024, 44100.0, 0.0, 8000.0),
+])
+def test_mel_banks_within_torch_noise(args):
+    """The port builds its own mel banks (correctly rounded float32 log, no table of one
+    torch build's roundings): within twice torchaudio's own float32 noise (its float32
+    banks against the same code in float64, reference/noise.py)."""
+    from reference.noise import mel_banks
 
-
-@pytest.mark.parametrize("args", [(40, 400, 16000.0, 50.0, -400.0), (64, 1024, 44100.0, 0.0, 8000.0)])
-def test_mel_banks_other_grids(args):
-    # off the 16 kHz / 512-point grid torch's float32 log differs by 1 ulp here and there
-    ref, _ = kaldi.get_mel_banks(*args, 100.0, -500.0, 1.0)
+    torch32, torch64 = mel_banks(*args), mel_banks(*args, dtype="float64")
     out = F.get_mel_banks(*args)
-    assert out.shape == tuple(ref.shape)
-    assert np.abs(out - ref.numpy()).max() <= 2e-5
+    assert out.shape == torch32.shape
+    noise = np.abs(torch32.astype(np.float64) - torch64).max()
+    assert 0 < noise < 1e-4
+    assert np.abs(out.astype(np.float64) - torch32).max() <= 2 * noise
+    assert np.abs(out.astype(np.float64) - torch64).max() <= noise
 
 
 @pytest.mark.parametrize("window_type", ["hamming", "hanning", "povey", "rectangular", "blackman"])
@@ -176,7 +190,10 @@ def test_fbank_matches_kaldi(speech, name, params):
             assert np.abs(e_out - e_ref).max() <= 1e-5, (name, params, label)
             keep = slice(0, -1) if kw.get("htk_compat") else slice(1, None)
             out, ref, raw_ref = out[:, keep], ref[:, keep], raw_ref[:, keep]
-        _check_log_features(out, ref, raw_ref, f"{name}/{params}/{label}")
+        exact = kaldi.fbank(torch.from_numpy(sig.astype(np.float64))[None], **kw).numpy()
+        if kw.get("use_energy"):
+            exact = exact[:, keep]
+        _check_log_features(out, ref, raw_ref, f"{name}/{params}/{label}", exact)
 
 
 def test_fbank_zero_frames_exact_floor(speech):
