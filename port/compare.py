@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dumps import STAGES, DumpError, DumpReader, locate
+from .dumps import STAGES, DumpError, DumpReader, axes, locate
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 NOISE_FILE = "noise.json"
@@ -154,10 +154,14 @@ def _match_merges(reference: np.ndarray, candidate: np.ndarray) -> tuple[np.ndar
 
 
 def _where(stage, name, shape, flat_index, reference_reader) -> dict | None:
-    if reference_reader is None or not shape:
+    if not shape:
         return None
+    index = np.unravel_index(int(flat_index), shape)
+    if reference_reader is None:  # no dump to read times from: the indices only
+        names = axes(stage, name) or tuple(f"axis{i}" for i in range(len(index)))
+        return {axis: int(i) for axis, i in zip(names, index)}
     try:
-        return locate(stage, name, np.unravel_index(int(flat_index), shape), reference_reader)
+        return locate(stage, name, index, reference_reader)
     except (DumpError, OSError, ValueError, IndexError):
         return None
 

@@ -76,7 +76,8 @@ def choose_chunks(num_chunks: int, max_chunks: int, worst: set[int]) -> list[int
     return sorted(chosen)
 
 
-def measure(reference_dir: str | Path, segmentation, embedding, candidate_dir: str | Path | None = None) -> dict:
+def measure(reference_dir: str | Path, segmentation, embedding, candidate_dir: str | Path | None = None,
+            max_chunks: int | None = None) -> dict:
     """Recompute the float stages in float64 with pyannote's torch code; {stage: {mode: {name: stats}}}."""
     import torch
     from pyannote.audio.core.io import Audio
@@ -85,7 +86,7 @@ def measure(reference_dir: str | Path, segmentation, embedding, candidate_dir: s
     reference = DumpReader(reference_dir)
     candidate = DumpReader(candidate_dir) if candidate_dir and (Path(candidate_dir) / "manifest.json").is_file() else None
     rule = noise_rule()
-    q, max_chunks = float(rule["percentile"]), int(rule.get("max_chunks", 32))
+    q, max_chunks = float(rule["percentile"]), int(max_chunks or rule["max_chunks"])
     stages: dict = {}
 
     def put(stage, mode, name, ref, exact, chunked=False):
@@ -158,7 +159,8 @@ def measure(reference_dir: str | Path, segmentation, embedding, candidate_dir: s
     return {"stages": stages, "chunks": chosen, "num_chunks": num_chunks}
 
 
-def ensure(reference_dir: str | Path, segmentation, embedding, candidate_dir: str | Path | None = None) -> Path:
+def ensure(reference_dir: str | Path, segmentation, embedding, candidate_dir: str | Path | None = None,
+           max_chunks: int | None = None) -> Path:
     """noise.json beside the reference dump: measured once per audio and models, reused after."""
     reference = DumpReader(reference_dir)
     keys = {
@@ -177,7 +179,7 @@ def ensure(reference_dir: str | Path, segmentation, embedding, candidate_dir: st
                 return path
         except json.JSONDecodeError:
             pass
-    measured = measure(reference_dir, segmentation, embedding, candidate_dir)
+    measured = measure(reference_dir, segmentation, embedding, candidate_dir, max_chunks)
     chunks, total = measured["chunks"], measured["num_chunks"]
     note = "all chunks" if len(chunks) == total else f"{len(chunks)} of {total} chunks (evenly spaced + worst drift)"
     payload = {**keys, "chunks_note": note, **measured}

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from port.compare import compare_trees, compare_values, first_failure
+from port.compare import compare_trees, compare_values, first_failure, unreached_reason
 from port.dumps import STAGES, DumpReader
 from port.stages import run_stage
 
-from .conftest import RECORDINGS
+from .conftest import EDGE_RECORDINGS, RECORDINGS
+
+PARITY = sorted({**RECORDINGS, **EDGE_RECORDINGS})
 
 
 def _outputs(reader: DumpReader, stage: str) -> list[str]:
@@ -17,10 +19,14 @@ def _outputs(reader: DumpReader, stage: str) -> list[str]:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-@pytest.mark.parametrize("recording", sorted(RECORDINGS))
+@pytest.mark.parametrize("recording", PARITY)
 def test_stage_on_reference_inputs(dumps, port_pipeline, recording, stage):
     reference = DumpReader(dumps(recording)["reference"])
     expected = _outputs(reference, stage)
+    if not expected:  # comparing nothing is not a pass: pyannote must have skipped it, for a reason its dumps show
+        reason = unreached_reason(reference, stage)
+        assert reason, f"{recording} {stage}: the reference dumped nothing and its dumps give no reason"
+        pytest.skip(f"{stage}: {reason}")
     produced = run_stage(stage, reference, port_pipeline)
     assert sorted(produced) == sorted(expected), f"{stage}: port produced {sorted(produced)}, reference {expected}"
     for name in expected:
@@ -28,13 +34,15 @@ def test_stage_on_reference_inputs(dumps, port_pipeline, recording, stage):
         assert row.passed, f"{recording} {stage}/{name}: {row.note} (max abs {row.max_abs:.3g}, bound {row.bound:g})"
 
 
-@pytest.mark.parametrize("recording", sorted(RECORDINGS))
+@pytest.mark.parametrize("recording", PARITY)
 def test_chain_end_to_end(dumps, recording):
     made = dumps(recording)
     rows = compare_trees(made["reference"], made["port"], chain=True)
     failed = [f"{r.stage}/{r.name}: {r.note or r.kind}" for r in rows if not r.passed]
     assert not failed, f"first stage over tolerance: {first_failure(rows)}; {failed[:5]}"
-    assert {r.stage for r in rows} >= set(STAGES) - {"10-linkage", "11-fcluster"}
+    reference = DumpReader(made["reference"])
+    for stage in set(STAGES) - {r.stage for r in rows}:
+        assert unreached_reason(reference, stage), f"{stage}: compared nothing, and pyannote had no reason to skip it"
     assert made["port_result"].rttm == made["reference_result"].rttm
 
 
