@@ -262,12 +262,15 @@ def compare_values(stage: str, name: str, reference, candidate, chain: bool = Fa
         # floor: a few float32 roundings of the stage's largest value, so that noise 0
         # (e.g. no resampling: pyannote copies) still allows the port's own rounding
         floor = float(rule["floor_ulps"]) * float(np.finfo(np.float32).eps) * float(scale[finite].max(initial=0.0))
-        allowed = min(atol, rule["k"] * noise_max + floor) if atol > 0 else rule["k"] * noise_max + floor
+        # with noise measured, the fixed bound is the stage's `ceiling` (a cap far above any
+        # recording's noise); atol / chain_atol are the bounds when no noise was measured
+        ceiling = float(config.get("ceiling", atol))
+        allowed = min(ceiling, rule["k"] * noise_max + floor)
         allowed_p = rule["k"] * noise_p + floor
         ratio = float(values.max() / noise_max) if values.size and noise_max > 0 else (0.0 if not values.size or values.max() == 0 else math.inf)
         if percentile_drift > allowed_p:
             notes.append(f"p{q:g} drift {percentile_drift:.2g} > {rule['k']:g} x noise {noise_p:.2g} + {floor:.1g}")
-        bound = np.minimum(bound, allowed) if atol > 0 else np.full(a.shape, allowed)
+        bound = np.full(a.shape, allowed)
     else:
         percentile = config.get("percentile")  # no noise measured: the fixed percentile ceiling
         if percentile and values.size:
