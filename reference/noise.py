@@ -52,25 +52,32 @@ def _stats(reference: np.ndarray, exact: np.ndarray, chunked: bool, q: float) ->
     return out
 
 
-def _worst_chunks(reference: DumpReader, candidate: DumpReader | None, count: int) -> set[int]:
-    """The chunks where the candidate's drift is largest, per chunked float stage."""
-    worst: set[int] = set()
+def _worst_chunks(reference: DumpReader, candidate: DumpReader | None, count: int) -> list[int]:
+    """The chunks where the candidate's drift is largest, worst first, taking each chunked
+    float stage's worst in turn (so every stage's worst chunk comes before any second)."""
+    rankings = []
     if candidate is None:
-        return worst
+        return []
     for stage, name in CHUNKED.items():
         if reference.has(stage, name) and candidate.has(stage, name):
             a, b = np.asarray(reference.load(stage, name), np.float64), np.asarray(candidate.load(stage, name), np.float64)
             if a.shape == b.shape and a.size:
                 per_chunk = np.nan_to_num(np.abs(a - b), nan=np.inf).reshape(len(a), -1).max(axis=1)
-                worst.update(int(i) for i in np.argsort(per_chunk)[::-1][:count])
-    return worst
+                rankings.append([int(i) for i in np.argsort(per_chunk, kind="stable")[::-1][:count]])
+    ordered: list[int] = []
+    for rank in range(count):
+        for ranking in rankings:
+            if rank < len(ranking) and ranking[rank] not in ordered:
+                ordered.append(ranking[rank])
+    return ordered
 
 
-def choose_chunks(num_chunks: int, max_chunks: int, worst: set[int]) -> list[int]:
-    """All chunks when few; else the worst-drift chunks plus evenly spaced ones (first and last included)."""
+def choose_chunks(num_chunks: int, max_chunks: int, worst: list[int]) -> list[int]:
+    """All chunks when few; else the worst-drift chunks (worst first, up to half) plus
+    evenly spaced ones (first and last included)."""
     if num_chunks <= max_chunks:
         return list(range(num_chunks))
-    chosen = set(sorted(worst)[: max_chunks // 2])
+    chosen = set(worst[: max(max_chunks // 2, 1)])
     spaced = np.linspace(0, num_chunks - 1, max(max_chunks - len(chosen), 2)).round().astype(int)
     chosen.update(int(i) for i in spaced)
     return sorted(chosen)
