@@ -14,7 +14,9 @@ Two measurements per float name (see port/compare.py for how they are used):
 
 Stages measured: 01-audio (downmix + resampling), 02-chunks (slices of 01), 03
 segmentation forward, 06 crops and fbank, 08 embedding forward (ResNet frames once
-per chunk, pooled with each speaker's weights: `forward_frames` + `forward_embedding`).
+per chunk, pooled with each speaker's weights: `forward_frames` + `forward_embedding`),
+09 the kept embeddings (chain). Not measured: 10-12 (linkage heights, soft scores,
+centroids need every embedding, not a subset of chunks): they keep fixed bounds.
 
 Stored as ``noise.json`` beside the reference dump's manifest, keyed by the audio and
 model checksums, so it is computed once per reference dump. Long recordings use a
@@ -162,7 +164,20 @@ def measure(reference_dir: str | Path, segmentation, embedding, candidate_dir: s
             return emb.resnet.forward_embedding(emb.resnet.forward_frames(fbank), weights=masks)[1].numpy()
 
         put("08-embeddings", "isolated", "out_embeddings", ref_embeddings, embed(torch.from_numpy(ref_fbank.astype(np.float64))), chunked=True)
-        put("08-embeddings", "chain", "out_embeddings", ref_embeddings, embed(fbank_chain), chunked=True)
+        chain_embeddings = embed(fbank_chain)
+        put("08-embeddings", "chain", "out_embeddings", ref_embeddings, chain_embeddings, chunked=True)
+
+        # 09: the kept embeddings are copies of 08's (exact when isolated); in a chain they
+        # carry 08's noise: the kept rows of the measured chunks
+        if reference.has("09-filter", "out_chunk_idx"):
+            chunk_idx = np.asarray(reference.load("09-filter", "out_chunk_idx"))
+            speaker_idx = np.asarray(reference.load("09-filter", "out_speaker_idx"))
+            position = {c: r for r, c in enumerate(chosen)}
+            rows = [k for k, c in enumerate(chunk_idx) if int(c) in position]
+            if rows:
+                kept = np.asarray(reference.load("09-filter", "out_embeddings"))[rows]
+                exact = chain_embeddings[[position[int(chunk_idx[k])] for k in rows], speaker_idx[rows]]
+                put("09-filter", "chain", "out_embeddings", kept, exact)
     return {"stages": stages, "chunks": chosen, "num_chunks": num_chunks}
 
 
