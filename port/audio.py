@@ -3,8 +3,12 @@
 Mirrors ``pyannote.audio.core.io.Audio`` (``Audio(sample_rate=16000,
 mono="downmix")``) and ``torchaudio.functional.resample``.
 
-* Decoding uses soundfile (libsndfile). Its float32 conversion of 16-bit PCM
-  is ``x / 32768``, the same as FFmpeg/torchcodec used by pyannote.
+* Decoding: WAV and FLAC with soundfile (libsndfile), bit-identical to
+  torchcodec/FFmpeg as pyannote uses it (``x / 32768`` for 16-bit PCM).
+  Everything else (MP3, AAC/M4A, Ogg Vorbis, Opus, ...) with PyAV, which bundles
+  FFmpeg: FFmpeg's own decoders, converted to float32 planar by swresample as
+  torchcodec does, so sample count, priming/padding and rate match torchcodec's
+  (libsndfile's own MP3/Vorbis decoders differ; it cannot read AAC).
 * Downmixing averages channels in float32 in the same order as
   ``waveform.mean(dim=0, keepdim=True)``.
 * Resampling is torchaudio's windowed-sinc (Hann) resampler: the kernel is
@@ -28,6 +32,7 @@ __all__ = [
     "AudioError",
     "SAMPLE_RATE",
     "load",
+    "decoder",
     "downmix",
     "resample",
     "downmix_and_resample",
@@ -86,19 +91,81 @@ def load(path) -> tuple[np.ndarray, int]:
     if size == 0:
         raise AudioError(f"{p}: empty file (0 bytes)")
     try:
-        data, sample_rate = sf.read(str(p), dtype="float32", always_2d=True)
+        if _libsndfile_exact(p):
+            data, sample_rate = sf.read(str(p), dtype="float32", always_2d=True)
+            waveform = np.ascontiguousarray(data.T)
+        else:
+            waveform, sample_rate = _load_ffmpeg(p)
     except MemoryError:
         raise AudioError(f"{p}: file too large to decode in memory") from None
-    except Exception as e:  # soundfile.LibsndfileError, RuntimeError, ...
+    except AudioError:
+        raise
+    except Exception as e:  # soundfile.LibsndfileError, av.error.*, RuntimeError, ...
         raise AudioError(f"{p}: not a readable audio file ({_one_line(e)})") from None
-    if data.shape[0] == 0 or data.shape[1] == 0:
+    if waveform.ndim != 2 or waveform.shape[0] == 0 or waveform.shape[1] == 0:
         raise AudioError(f"{p}: contains no audio samples")
     if sample_rate is None or int(sample_rate) <= 0:
         raise AudioError(f"{p}: invalid sample rate {sample_rate}")
-    waveform = np.ascontiguousarray(data.T)
     if not _all_finite(waveform):
         raise AudioError(f"{p}: contains NaN or infinite samples")
     return waveform, int(sample_rate)
+
+
+# containers whose samples libsndfile decodes exactly as FFmpeg does (PCM, FLAC)
+_LIBSNDFILE_EXACT = {"WAV", "WAVEX", "RF64", "W64", "FLAC", "AIFF"}
+
+
+def _libsndfile_exact(path: Path) -> bool:
+    """Whether libsndfile reads this file with FFmpeg's exact values (helper of :func:`load`)."""
+    try:
+        info = sf.info(str(path))
+    except Exception:  # not a libsndfile format: FFmpeg's turn
+        return False
+    return info.format in _LIBSNDFILE_EXACT and not info.subtype.startswith(("MPEG", "VORBIS", "OPUS"))
+
+
+def _load_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    """All samples of the first audio stream, float32 ``(channels, samples)``, by FFmpeg (PyAV).
+
+    Mirrors ``torchcodec.decoders.AudioDecoder(path).get_all_samples()``: every
+    decoded frame (FFmpeg trims encoder priming and padding as torchcodec does),
+    converted to float32 planar at the stream's own rate by swresample.
+    """
+    try:
+        import av
+    except ImportError:
+        raise AudioError(f"{path}: not WAV/FLAC; decoding it needs PyAV ('pip install av')") from None
+    chunks = []
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise AudioError(f"{path}: no audio stream")
+        stream = container.streams.audio[0]
+        sample_rate = stream.codec_context.sample_rate or stream.sample_rate
+        resampler = None
+        for frame in container.decode(stream):
+            if frame.format.name != "fltp":
+                if resampler is None:
+                    resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
+                frames = resampler.resample(frame)
+            else:
+                frames = [frame]
+            chunks.extend(f.to_ndarray() for f in frames)
+        if resampler is not None:
+            chunks.extend(f.to_ndarray() for f in resampler.resample(None))
+    if not chunks:
+        raise AudioError(f"{path}: contains no audio samples")
+    return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32), int(sample_rate)
+
+
+def decoder(path) -> str:
+    """Which decoder :func:`load` uses for this file, with its version (for manifests)."""
+    if _libsndfile_exact(Path(path)):
+        return f"soundfile {sf.__version__} (libsndfile {sf.__libsndfile_version__})"
+    try:
+        import av
+    except ImportError:
+        return "none (PyAV not installed)"
+    return f"PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info})"
 
 
 def _one_line(error: BaseException) -> str:

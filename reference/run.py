@@ -7,9 +7,16 @@ it calls (and scipy's `linkage` / `fcluster` inside pyannote's clustering module
 to copy their inputs and outputs into the dump, then calls the original. A test
 proves the instrumented run returns what an untouched `pipeline(file)` returns.
 
-Audio is decoded by the port's own decoder (soundfile) and handed to pyannote in
-memory at its native rate and channel count, so pyannote does its own downmixing
-and resampling (torchaudio) and its own per-chunk cropping.
+Audio is decoded by pyannote itself: the file path goes to `pipeline(path,
+preload=True)`, so torchcodec (FFmpeg) decodes it as `Audio()(file)` and pyannote
+does its own downmixing, resampling (torchaudio) and per-chunk cropping from that
+decode. `preload=True` is pyannote's own option; without it pyannote re-decodes
+every embedding chunk by seeking, which on MP3 fails its own sample-count check
+(158 895 samples instead of 160 000 on an AMI excerpt) and on Ogg Vorbis gives
+crops up to 0.24 away from the whole-file decode. The stage-01 `in_waveform` dump
+is that decode, captured from `prepare_one`. When torchcodec cannot load FFmpeg,
+the port's decode is handed to pyannote in memory instead, and the run says that
+stage 01 is then not an independent check.
 """
 
 from __future__ import annotations
@@ -67,6 +74,34 @@ def build_pipeline(segmentation_model, embedding_model, parameters: Parameters |
         }
     )
     return pipeline
+
+
+_PYANNOTE_DECODER: list = []
+
+
+def pyannote_decoder() -> str | None:
+    """"torchcodec X (FFmpeg Y)" when pyannote can decode files itself, else None."""
+    if not _PYANNOTE_DECODER:
+        try:
+            import io
+            import wave
+
+            import torchcodec
+            from pyannote.audio.core import io as pyannote_io
+            from torchcodec._core import get_ffmpeg_library_versions
+
+            if not pyannote_io.TORCHCODEC_AVAILABLE:
+                raise RuntimeError("pyannote found no torchcodec")
+            buffer = io.BytesIO()
+            with wave.open(buffer, "wb") as handle:  # a 10 ms probe, decoded in memory
+                handle.setnchannels(1), handle.setsampwidth(2), handle.setframerate(16000)
+                handle.writeframes(b"\0\0" * 160)
+            torchcodec.decoders.AudioDecoder(buffer.getvalue()).get_all_samples()
+            ffmpeg = get_ffmpeg_library_versions().get("ffmpeg_version", "?")
+            _PYANNOTE_DECODER.append(f"torchcodec {torchcodec.__version__} (FFmpeg {ffmpeg})")
+        except Exception:  # noqa: BLE001 - no FFmpeg shared libraries, or no torchcodec
+            _PYANNOTE_DECODER.append(None)
+    return _PYANNOTE_DECODER[0]
 
 
 def audio_file(path: str | Path) -> dict:
@@ -128,6 +163,16 @@ def instrument(pipeline, dump: Hook):
         # instance (or module) attributes only, so that restoring is exact
         saved.append((owner, name, owner.__dict__.get(name, _MISSING)))
         setattr(owner, name, value)
+
+    original_prepare_one = pipeline.prepare_one
+
+    def prepare_one(file, preload=False):
+        file = original_prepare_one(file, preload=preload)
+        dump("01-audio", "in_waveform", _copy(file["waveform"]))
+        dump("01-audio", "in_sample_rate", np.int64(file["sample_rate"]))
+        return file
+
+    patch(pipeline, "prepare_one", prepare_one)
 
     original_slide = seg_inference.slide
 
@@ -325,6 +370,7 @@ class ReferenceResult:
     output: object  # pyannote's DiarizeOutput
     uri: str
     seconds: dict = field(default_factory=dict)
+    decoder: str = ""  # who decoded the file for pyannote
 
     @property
     def rttm(self) -> str:
@@ -344,19 +390,23 @@ def run(
     hook: Hook | None = None,
     progress: Callable | None = None,
 ) -> ReferenceResult:
-    """pyannote's pipeline on `path` (decoded in memory), stages sent to `hook`;
-    `progress` is handed to pyannote as its own `apply(hook=...)` callback."""
-    file = audio_file(path)
-    if hook is not None:
-        hook("01-audio", "in_waveform", file["waveform"].numpy())
-        hook("01-audio", "in_sample_rate", np.int64(file["sample_rate"]))
+    """pyannote's pipeline on `path`, stages sent to `hook`; pyannote decodes the file
+    itself (torchcodec) when it can, else it gets the port's decode in memory (see
+    `pyannote_decoder`). `progress` is handed to pyannote as its own `apply(hook=...)`."""
+    decoder = pyannote_decoder()
+    if decoder:
+        file, preload = {"audio": str(path), "uri": Path(path).stem}, True
+    else:
+        file, preload = audio_file(path), False
+        decoder = f"port: {port_audio.decoder(path)} (torchcodec cannot load FFmpeg)"
     began = time.perf_counter()
     context = instrument(pipeline, hook) if hook is not None else contextlib.nullcontext()
     with context:
         output = pipeline(
-            file, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers, hook=progress
+            file, preload=preload, num_speakers=num_speakers, min_speakers=min_speakers,
+            max_speakers=max_speakers, hook=progress,
         )
-    result = ReferenceResult(output, file["uri"], {"total": time.perf_counter() - began})
+    result = ReferenceResult(output, file["uri"], {"total": time.perf_counter() - began}, decoder)
     if hook is not None:
         hook("14-annotation", "out_diarization.rttm", result.rttm)
         hook("14-annotation", "out_exclusive.rttm", result.exclusive_rttm)
