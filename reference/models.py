@@ -180,10 +180,30 @@ def _first_line(error: BaseException) -> str:
 
 
 def load(kind: str, which: str = "fixture", token: str | None = None):
-    """kind: "segmentation" or "embedding"; which: "fixture", a hub id or a local path."""
+    """kind: "segmentation" or "embedding"; which: "fixture", a hub id, a local path, or
+    (segmentation) pyannote's int8 ONNX export, rebuilt as a float PyanNet."""
     if which == "fixture":
         return fixture_segmentation() if kind == "segmentation" else fixture_embedding()
+    if kind == "segmentation" and str(which).endswith(".onnx"):
+        from . import pretrained
+
+        if not Path(which).is_file():
+            raise ModelError(f"model not found: {which}")
+        if not pretrained.is_int8_segmentation(which):
+            raise ModelError(f"{which}: not a quantized segmentation-3.0 ONNX (give a checkpoint, or the int8 export)")
+        return pretrained.segmentation_from_int8(which)
     return load_pretrained(which, token=token)
+
+
+def describe(kind: str, which: str | None, models: str = "fixture") -> str:
+    """What ran, in words, for headings and manifests."""
+    if which is None:
+        which = (REAL_SEGMENTATION if kind == "segmentation" else REAL_EMBEDDING) if models == "real" else "fixture"
+    if which == "fixture":
+        return "fixture (test weights made here)"
+    if kind == "segmentation" and str(which).endswith(".onnx"):
+        return f"pyannote/segmentation-3.0 pretrained, float, rebuilt from {Path(which).name}"
+    return str(which)
 
 
 def save_checkpoint(model, path: str | Path) -> Path:
