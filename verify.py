@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parent
 DUMPS = REPO / "dumps"
 SAMPLE = REPO / "tests" / "data" / "sample.wav"
 
-EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 def _console():
@@ -86,26 +87,6 @@ def _progress(console):
     )
 
 
-def _der(audio_path: Path, rttm_text: str) -> float | None:
-    """DER (pyannote.metrics) against <audio>.rttm beside the audio, when there is one."""
-    truth = audio_path.with_suffix(".rttm")
-    if not truth.is_file():
-        return None
-    import io
-
-    from pyannote.database.util import load_rttm
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    from pyannote.core import Annotation
-
-    reference = next(iter(load_rttm(truth).values()))
-    hypotheses = load_rttm(io.StringIO(rttm_text)) if rttm_text else {}
-    hypothesis = next(iter(hypotheses.values())) if hypotheses else Annotation()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "uem was approximated": the usual whole-file scoring
-        return float(DiarizationErrorRate()(reference, hypothesis))
-
-
 def _manifest(side: str, uri: str, audio_path: Path, audio_sha: str, seg_sha: str, emb_sha: str, args, extra: dict) -> dict:
     from port.pipeline import Parameters
 
@@ -116,7 +97,6 @@ def _manifest(side: str, uri: str, audio_path: Path, audio_sha: str, seg_sha: st
         "audio_sha256": audio_sha,
         "segmentation_sha256": seg_sha,
         "embedding_sha256": emb_sha,
-        "models": args.models if not (args.segmentation or args.embedding) else "custom",
         "parameters": Parameters().as_dict(),
         "num_speakers": args.num_speakers,
         "min_speakers": args.min_speakers,
@@ -125,206 +105,428 @@ def _manifest(side: str, uri: str, audio_path: Path, audio_sha: str, seg_sha: st
     }
 
 
-def _fmt(value, spec=".2e") -> str:
-    import math
+def _side_names(a: dict, b: dict, paths: tuple = ("", "")) -> tuple[str, str]:
+    """What each dump tree is, from its manifest: "pyannote.audio 4.0.7" for a reference, else its side."""
+    def name(manifest):
+        side = manifest.get("side", "?")
+        version = (manifest.get("versions") or {}).get("pyannote.audio")
+        return f"pyannote.audio {version}" if side == "reference" and version else ("pyannote.audio" if side == "reference" else side)
 
-    if value is None:
-        return "-"
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return str(value)  # nan / inf, never a number that looks fine
-    return format(value, spec)
-
-
-def _where_text(where: dict | None) -> str:
-    if not where:
-        return ""
-    parts = [f"{k} {v}" for k, v in where.items() if k != "time"]
-    if "time" in where:
-        parts.append(f"at {where['time']:.2f} s")
-    return " (" + ", ".join(parts) + ")"
+    first, second = name(a), name(b)
+    if first == second:
+        first, second = f"{first} ({paths[0]})", f"{second} ({paths[1]})"
+    return first, second
 
 
-def _stage_table(console, verdict) -> tuple[bool, str | None]:
-    """Print a Verdict (port.compare.judge) as the stage table; (passed, first failing stage)."""
+def _stage_table(console, name: str, chain_rows, isolated_rows, sides=("port", "pyannote.audio")) -> tuple[bool, str | None]:
     from rich.table import Table
 
-    table = Table(title=f"{verdict.recording}: candidate vs pyannote.audio, stage by stage", title_justify="left")
-    for column in ("stage", "isolated drift", "chain drift", "noise", "ratio", "over", "bound", "result"):
+    from port.compare import first_failure, stage_summary, tolerances
+    from port.dumps import STAGES
+
+    chain = stage_summary(chain_rows)
+    isolated = stage_summary(isolated_rows)
+    table = Table(title=f"{name}: {sides[0]} vs {sides[1]}, stage by stage", title_justify="left")
+    for column in ("stage", "isolated max abs", "chain max abs", "max rel", "mismatches", "bound", "result"):
         table.add_column(column, justify="left" if column in ("stage", "result") else "right")
-    for stage, entry in verdict.stages.items():
-        if entry.status in ("not reached", "excluded", "not implemented") or not (entry.chain or entry.isolated):
-            style = "red" if not entry.passed else "dim"
-            table.add_row(stage, "-", "-", "-", "-", "-", "-", f"[{style}]{entry.status}[/{style}]: {entry.reason}")
+    config = tolerances()
+    for stage in STAGES:
+        c, i = chain.get(stage), isolated.get(stage)
+        if c is None and i is None:
+            table.add_row(stage, "-", "-", "-", "-", "-", "[dim]not reached[/dim]")
             continue
-        floats = lambda rows: [r for r in rows if r.kind == "float"]  # noqa: E731
-        worst = lambda rows: max(floats(rows), key=lambda r: (r.max_abs != r.max_abs, r.max_abs), default=None)  # noqa: E731
-        ci, cc = worst(entry.isolated), worst(entry.chain)
-        noise_row = next((r for r in floats(entry.chain) + floats(entry.isolated) if r.noise is not None), None)
-        over = sum(r.over for r in entry.chain + entry.isolated)
-        ratios = [r.noise_ratio for r in floats(entry.chain + entry.isolated) if r.noise_ratio is not None]
-        failing = [r for r in entry.isolated + entry.chain if not r.passed]
-        notes = [r for r in entry.chain + entry.isolated if r.note and r.passed]  # e.g. reordered merges
-        if failing:
-            r = failing[0]
-            side = "isolated" if r in entry.isolated else "chain"
-            result = f"[red]FAIL[/red] {side} {r.name}: {r.note}{_where_text(r.where)}"
-        else:
-            result = "[green]pass[/green]" + (f" ({notes[0].note})" if notes else "")
+        discrete = bool(config[stage].get("discrete"))
+        passed = (c or {"passed": True})["passed"] and (i or {"passed": True})["passed"]
+        notes = "; ".join(((c or {}).get("notes") or (i or {}).get("notes") or [])[:2])
+        bound = "exact" if discrete else f"{config[stage].get('atol', 0):g} / {config[stage].get('chain_atol', config[stage].get('atol', 0)):g}"
+        mismatches = (c or {}).get("mismatches", 0) + (i or {}).get("mismatches", 0)
         table.add_row(
             stage,
-            _fmt(ci.max_abs) if ci else ("exact" if entry.isolated else "-"),
-            _fmt(cc.max_abs) if cc else ("exact" if entry.chain else "-"),
-            _fmt(noise_row.noise) if noise_row else "-",
-            f"{max(ratios):.2f}x" if ratios else "-",
-            str(over),
-            _fmt(max((r.bound for r in floats(entry.chain)), default=None), ".0e"),
-            result,
+            "-" if (i is None or discrete) else f"{i['max_abs']:.2e}",
+            "-" if (c is None or discrete) else f"{c['max_abs']:.2e}",
+            "-" if (c is None or discrete) else f"{c['max_rel']:.1e}",
+            str(mismatches),
+            bound,
+            "[green]pass[/green]" if passed else f"[red]FAIL[/red] {notes}",
         )
     console.print(table)
-    if verdict.noise:
-        console.print(f"[dim]noise: {verdict.noise}; a float stage passes when drift <= k x noise + floor "
-                      "at the max and the percentile, and under the ceiling[/dim]")
-    first = verdict.first_failure
-    if first:
-        console.print(f"[red]first stage over tolerance: {first}[/red]")
-    return verdict.passed, first
+    first = first_failure(isolated_rows) or first_failure(chain_rows)
+    return first is None, first
 
 
-def _print_turns(console, result) -> None:
+def _print_turns(console, name: str, turns: list) -> None:
     from rich.table import Table
 
-    console.print(f"port diarization of {result.uri}: {result.num_speakers} speakers, {len(result.turns)} turns")
+    speakers = sorted({label for _, _, label in turns})
+    console.print(f"port diarization of {name}: {len(speakers)} speakers, {len(turns)} turns")
     table = Table()
     for column in ("start", "end", "speaker"):
         table.add_column(column, justify="right" if column != "speaker" else "left")
-    for turn in result.turns:
-        table.add_row(f"{turn.start:.3f}", f"{turn.end:.3f}", result.labels[turn.label])
+    for start, end, label in turns:
+        table.add_row(f"{start:.3f}", f"{end:.3f}", label)
     console.print(table)
 
 
-def command_run(args) -> int:
+def _turns(rttm: str) -> list:
+    """[start, end, speaker] of each RTTM line."""
+    turns = []
+    for line in rttm.splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and fields[0] == "SPEAKER":
+            start, duration = float(fields[3]), float(fields[4])
+            turns.append([start, start + duration, fields[7]])
+    return turns
+
+
+def _der_components(audio_path: Path, rttm_text: str) -> dict | None:
+    """pyannote.metrics' DER components against <audio>.rttm beside the audio, when there is one
+    (summed over recordings they give the pooled DER)."""
+    truth = audio_path.with_suffix(".rttm")
+    if not truth.is_file():
+        return None
+    import io
+
+    from pyannote.core import Annotation
+    from pyannote.database.util import load_rttm
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    reference = next(iter(load_rttm(truth).values()))
+    hypotheses = load_rttm(io.StringIO(rttm_text)) if rttm_text else {}
+    hypothesis = next(iter(hypotheses.values())) if hypotheses else Annotation()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "uem was approximated": the usual whole-file scoring
+        components = DiarizationErrorRate()(reference, hypothesis, detailed=True)
+    return {k: float(components[k]) for k in ("confusion", "missed detection", "false alarm", "total")}
+
+
+def _der_value(components: list) -> float | None:
+    """DER of summed components (pooled over recordings), None when none had a reference RTTM."""
+    components = [c for c in components if c]
+    total = sum(c["total"] for c in components)
+    if not components or not total:
+        return None
+    return sum(c["confusion"] + c["missed detection"] + c["false alarm"] for c in components) / total
+
+
+class Setup:
+    """What one process needs to verify recordings: both pipelines, loaded once."""
+
+    def __init__(self, args, console=None):
+        from port.pipeline import Parameters, Pipeline
+        from port.runtime import describe
+        from reference import models
+        from reference import run as reference_run
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            segmentation, embedding = load_models(args)
+            self.seg_sha, self.emb_sha = models.checksum(segmentation), models.checksum(embedding)
+            self.folder = export_models(args, segmentation, embedding)
+            parameters = Parameters()
+            self.reference = reference_run.build_pipeline(segmentation, embedding, parameters)
+            self.port = Pipeline.from_folder(self.folder, device=args.device, parameters=parameters)
+        self.device = describe(args.device)
+        self.models = {
+            "segmentation": models.describe("segmentation", args.segmentation, args.models),
+            "embedding": models.describe("embedding", args.embedding, args.models),
+        }
+        self.pyannote_decoder = reference_run.pyannote_decoder()
+
+
+def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -> dict:
+    """One recording: pyannote and the port, both dumped, compared isolated and chained."""
     import numpy as np
 
     from port import audio
-    from port.compare import judge
-    from port.dumps import DumpWriter
-    from port.pipeline import Parameters, Pipeline
+    from port.compare import compare_trees, compare_values, first_failure
+    from port.dumps import STAGES, DumpReader, DumpWriter
+    from port.stages import run_stage
+    from reference import run as reference_run
 
-    console = _console()
-    paths = [Path(p) for p in (args.audio or [SAMPLE])]
-    for path in paths:  # fail fast, one line, before any model loads
-        audio.load(path)
-    if args.format not in ("npy", "txt"):
-        raise ValueError(f"--format must be npy or txt, not {args.format}")
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from reference import models, noise
-        from reference import run as reference_run
-
-        began = time.perf_counter()
-        with console.status("loading models"):
-            segmentation, embedding = load_models(args)
-            seg_sha, emb_sha = models.checksum(segmentation), models.checksum(embedding)
-        with console.status("exporting ONNX models (cached by checksum)"):
-            folder = export_models(args, segmentation, embedding)
-        parameters = Parameters()
-        ref_pipeline = reference_run.build_pipeline(segmentation, embedding, parameters)
-        port_pipeline = Pipeline.from_folder(folder, device=args.device, parameters=parameters)
-        from port.runtime import describe
-
-        device_reason = describe(args.device)
-        console.print(
-            f"models: {args.models} (segmentation {seg_sha[:12]}, embedding {emb_sha[:12]}); "
-            f"port runs on {device_reason}; setup {time.perf_counter() - began:.1f}s"
-        )
-        if args.models == "fixture":
-            console.print("[dim]fixture models: test weights made here, not pyannote's pretrained models[/dim]")
-
-    report = {"recordings": [], "passed": True, "models": args.models, "device": device_reason}
+    progress = progress or (lambda description, total=None, completed=0: None)
     root = Path(args.dumps)
     speakers = {"num_speakers": args.num_speakers, "min_speakers": args.min_speakers, "max_speakers": args.max_speakers}
-    for path in paths:
-        name = path.stem
-        audio_sha = reference_run.sha256_file(path)
-        entry: dict = {"name": name, "audio": str(path)}
+    audio_sha = reference_run.sha256_file(path)
+    common = {"models": setup.models, "versions": reference_run.versions()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        progress(f"{name}: pyannote.audio")
 
-        with _progress(console) as progress, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            task = progress.add_task(f"{name}: pyannote.audio", total=None)
+        def ref_hook(step, artifact, file=None, total=None, completed=None):
+            progress(f"{name}: pyannote {step}", total, completed or 0)
 
-            def ref_hook(step, artifact, file=None, total=None, completed=None):
-                progress.update(task, description=f"{name}: pyannote {step}", total=total, completed=completed or 0)
+        with DumpWriter(root, "reference", name, args.format) as writer:
+            t0 = time.perf_counter()
+            ref_result = reference_run.run(path, setup.reference, **speakers, hook=writer, progress=ref_hook)
+            ref_seconds = time.perf_counter() - t0
+            writer.commit(_manifest("reference", ref_result.uri, path, audio_sha, setup.seg_sha, setup.emb_sha, args, {
+                **common, "providers": ["torch-cpu"], "decoder": ref_result.decoder,
+            }))
 
-            with DumpWriter(root, "reference", name, args.format) as writer:
-                t0 = time.perf_counter()
-                ref_result = reference_run.run(path, ref_pipeline, **speakers, hook=writer, progress=ref_hook)
-                ref_seconds = time.perf_counter() - t0
-                writer.commit(_manifest("reference", ref_result.uri, path, audio_sha, seg_sha, emb_sha, args, {
-                    "versions": reference_run.versions(), "providers": ["torch-cpu"],
-                }))
-            progress.update(task, description=f"{name}: port", total=None, completed=0)
+        def port_progress(stage, completed, total):
+            progress(f"{name}: port {stage}", total, completed)
 
-            def port_progress(stage, completed, total):
-                progress.update(task, description=f"{name}: port {stage}", total=total, completed=completed)
+        with DumpWriter(root, "port", name, args.format) as writer:
+            t0 = time.perf_counter()
+            port_result = setup.port(path, **speakers, hook=writer, progress=port_progress)
+            port_seconds = time.perf_counter() - t0
+            writer.commit(_manifest("port", port_result.uri, path, audio_sha, setup.seg_sha, setup.emb_sha, args, {
+                **common, "providers": sorted(set(port_result.providers.values())), "onnx": setup.folder.name,
+                "decoder": audio.decoder(path),
+            }))
 
-            with DumpWriter(root, "port", name, args.format) as writer:
-                t0 = time.perf_counter()
-                port_result = port_pipeline(path, **speakers, hook=writer, progress=port_progress)
-                port_seconds = time.perf_counter() - t0
-                writer.commit(_manifest("port", port_result.uri, path, audio_sha, seg_sha, emb_sha, args, {
-                    "versions": reference_run.versions(), "providers": sorted(set(port_result.providers.values())),
-                    "onnx": folder.name,
-                }))
+    ref_dir, port_dir = root / "reference" / name, root / "port" / name
+    chain_rows = compare_trees(ref_dir, port_dir, chain=True)
+    reference_dump = DumpReader(ref_dir)
+    isolated_rows = []
+    for stage in STAGES:
+        for out_name, value in run_stage(stage, reference_dump, setup.port).items():
+            isolated_rows.append(compare_values(stage, out_name, reference_dump.load(stage, out_name), value))
+    identical = port_result.rttm == ref_result.rttm
+    first = first_failure(isolated_rows) or first_failure(chain_rows)
+    ref_count = reference_dump.load("05-count", "out_count") if reference_dump.has("05-count", "out_count") else None
+    der = {"reference": _der_components(path, ref_result.rttm), "port": _der_components(path, port_result.rttm)}
+    return {
+        "name": name,
+        "audio": str(path),
+        "passed": first is None and identical,
+        "first_failure": first,
+        "decoders": {"reference": ref_result.decoder, "port": audio.decoder(path)},
+        "rttm": {
+            "reference": str(ref_dir / "14-annotation" / "out_diarization.rttm"),
+            "port": str(port_dir / "14-annotation" / "out_diarization.rttm"),
+            "identical": identical,
+        },
+        "turns": _turns(port_result.rttm),
+        "speakers": {"reference": len(ref_result.output.speaker_diarization.labels()), "port": port_result.num_speakers},
+        "count_values": sorted(set(np.unique(ref_count).tolist())) if ref_count is not None else None,
+        "der": {side: _der_value([c]) for side, c in der.items()},
+        "der_components": der,
+        "seconds": {"reference": ref_seconds, "port": port_seconds, "port_stages": port_result.seconds},
+        "providers": port_result.providers,
+        "stages": {
+            "isolated": [row.as_dict() for row in isolated_rows],
+            "chain": [row.as_dict() for row in chain_rows],
+        },
+    }
 
-        ref_dir, port_dir = root / "reference" / name, root / "port" / name
-        with console.status(f"{name}: pyannote's own float32 noise (float64 recomputation, stored once)"):
-            noise.ensure(ref_dir, segmentation, embedding, port_dir)
-        verdict = judge(ref_dir, port_dir, pipeline=port_pipeline)
-        passed, first = _stage_table(console, verdict)
-        identical = port_result.rttm == ref_result.rttm
-        _print_turns(console, port_result)
-        ref_der, port_der = _der(path, ref_result.rttm), _der(path, port_result.rttm)
-        ref_speakers = len(ref_result.output.speaker_diarization.labels())
-        ref_count = np.load(ref_dir / "05-count" / "out_count.npy") if args.format == "npy" else None
-        console.print(
-            f"reference: {ref_speakers} speakers"
-            + (f", speaker count takes {sorted(set(np.unique(ref_count).tolist()))}" if ref_count is not None else "")
-            + (f", DER {100 * ref_der:.1f} % against {path.with_suffix('.rttm').name}" if ref_der is not None else "")
-        )
-        console.print(
-            f"port: {port_result.num_speakers} speakers"
-            + (f", DER {100 * port_der:.1f} %" if port_der is not None else "")
-            + f"; {port_seconds:.1f}s vs pyannote {ref_seconds:.1f}s ({ref_seconds / port_seconds:.1f}x)"
-        )
-        console.print("[green]RTTM identical[/green]" if identical else "[red]RTTM differs[/red]")
-        passed = passed and identical
-        report["passed"] &= passed
-        entry.update({
-            "passed": passed,
-            "first_failure": first,
-            "rttm": {
-                "reference": str(ref_dir / "14-annotation" / "out_diarization.rttm"),
-                "port": str(port_dir / "14-annotation" / "out_diarization.rttm"),
-                "identical": identical,
-            },
-            "speakers": {"reference": ref_speakers, "port": port_result.num_speakers},
-            "der": {"reference": ref_der, "port": port_der},
-            "seconds": {"reference": ref_seconds, "port": port_seconds, "port_stages": port_result.seconds},
-            "providers": port_result.providers,
-            "verdict": verdict.as_dict(),
-            "stages": {
-                "isolated": [row.as_dict() for row in verdict.isolated],
-                "chain": [row.as_dict() for row in verdict.chain],
-            },
-        })
-        report["recordings"].append(entry)
 
+def _print_recording(console, entry: dict) -> None:
+    """One recording's stage table, diarization and verdict lines."""
+    from port.compare import Row
+
+    rows = {kind: [Row(**row) for row in entry["stages"][kind]] for kind in ("chain", "isolated")}
+    _stage_table(console, entry["name"], rows["chain"], rows["isolated"])
+    _print_turns(console, entry["name"], entry["turns"])
+    der, speakers, seconds = entry["der"], entry["speakers"], entry["seconds"]
+    truth = Path(entry["audio"]).with_suffix(".rttm").name
+    console.print(
+        f"reference: {speakers['reference']} speakers"
+        + (f", speaker count takes {entry['count_values']}" if entry["count_values"] is not None else "")
+        + (f", DER {100 * der['reference']:.1f} % against {truth}" if der["reference"] is not None else "")
+        + f"; decoded by {entry['decoders']['reference']}"
+    )
+    console.print(
+        f"port: {speakers['port']} speakers"
+        + (f", DER {100 * der['port']:.1f} %" if der["port"] is not None else "")
+        + f"; {seconds['port']:.1f}s vs pyannote {seconds['reference']:.1f}s"
+        + f" ({seconds['reference'] / max(seconds['port'], 1e-9):.1f}x); decoded by {entry['decoders']['port']}"
+    )
+    console.print("[green]RTTM identical[/green]" if entry["rttm"]["identical"] else "[red]RTTM differs[/red]")
+    if entry["first_failure"]:
+        console.print(f"[red]first stage over tolerance: {entry['first_failure']}[/red]")
+
+
+def _summary(console, entries: list[dict]) -> dict:
+    """Across recordings: per stage the worst drift and where, RTTMs identical n/N, pooled DER."""
+    from rich.table import Table
+
+    from port.dumps import STAGES
+
+    worst: dict[str, dict] = {}
+    for entry in entries:
+        for kind in ("isolated", "chain"):
+            for row in entry["stages"][kind]:
+                if row["kind"] != "float":
+                    continue
+                slot = worst.setdefault(row["stage"], {}).get(kind)
+                if slot is None or row["max_abs"] > slot["max_abs"]:
+                    worst[row["stage"]][kind] = {"max_abs": row["max_abs"], "recording": entry["name"], "name": row["name"]}
+    failed: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry["first_failure"]:
+            failed.setdefault(entry["first_failure"], []).append(entry["name"])
+    table = Table(title=f"{len(entries)} recordings: worst drift per stage", title_justify="left")
+    for column in ("stage", "isolated max abs", "recording", "chain max abs", "recording ", "first failure in"):
+        table.add_column(column, justify="left" if column.startswith(("stage", "recording", "first")) else "right")
+    for stage in STAGES:
+        w = worst.get(stage, {})
+        i, c = w.get("isolated"), w.get("chain")
+        table.add_row(stage, f"{i['max_abs']:.2e}" if i else "-", i["recording"] if i else "",
+                      f"{c['max_abs']:.2e}" if c else "-", c["recording"] if c else "",
+                      ", ".join(failed.get(stage, [])) or "")
+    console.print(table)
+    identical = sum(e["rttm"]["identical"] for e in entries)
+    passed = sum(e["passed"] for e in entries)
+    der = {side: _der_value([e["der_components"][side] for e in entries]) for side in ("reference", "port")}
+    scored = sum(e["der_components"]["reference"] is not None for e in entries)
+    console.print(
+        f"passed {passed}/{len(entries)}; RTTM identical {identical}/{len(entries)}"
+        + (f"; DER pooled over {scored} recordings: pyannote {100 * der['reference']:.1f} %, port {100 * der['port']:.1f} %"
+           if der["reference"] is not None else "")
+    )
+    return {"worst": worst, "rttm_identical": [identical, len(entries)], "passed": [passed, len(entries)],
+            "der_pooled": der, "der_recordings": scored}
+
+
+_WORKER: dict = {}
+
+
+def _worker_run(args, name: str, path: str) -> dict:
+    """One recording in a worker process (or a Dask worker): models loaded once per process."""
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+    key = repr(sorted(vars(args).items()))
+    if _WORKER.get("key") != key:
+        _WORKER.update(key=key, setup=Setup(args))
+    return verify_recording(_WORKER["setup"], args, name, Path(path))
+
+
+def _worker_init(threads: int) -> None:
+    """Share the cores among local workers."""
+    import torch
+
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent says what happened, once
+
+
+def _run_all(console, args, recordings: list[tuple[str, Path]], setup: Setup | None) -> list[dict]:
+    """Every recording: here, in `-j N` local processes, or on a Dask cluster; a bar over recordings."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    entries: list[dict] = []
+    if setup is not None:  # in this process, one recording after another, with stage progress
+        for index, (name, path) in enumerate(recordings):
+            with _progress(console) as progress:
+                overall = progress.add_task(f"recordings", total=len(recordings), completed=index)
+                task = progress.add_task(name, total=None)
+
+                def report(description, total=None, completed=0):
+                    progress.update(task, description=description, total=total, completed=completed)
+
+                entry = verify_recording(setup, args, name, path, progress=report)
+                progress.update(overall, completed=index + 1)
+            _print_recording(console, entry)
+            entries.append(entry)
+        return entries
+
+    bar = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True)
+    with bar:
+        task = bar.add_task(f"recordings ({args.scheduler or f'{args.jobs} processes'})", total=len(recordings))
+        if args.scheduler:
+            from distributed import Client, as_completed
+
+            with Client(args.scheduler, timeout="30s") as client:
+                futures = [client.submit(_worker_run, args, name, str(path.resolve()), pure=False, key=f"verify-{name}")
+                           for name, path in recordings]
+                for future in as_completed(futures):
+                    entries.append(future.result())
+                    bar.advance(task)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            threads = max(1, (os.cpu_count() or 1) // args.jobs)
+            with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_worker_init, initargs=(threads,)) as pool:
+                futures = [pool.submit(_worker_run, args, name, str(path)) for name, path in recordings]
+                try:
+                    for future in as_completed(futures):
+                        entries.append(future.result())
+                        bar.advance(task)
+                except BaseException:
+                    for process in list(getattr(pool, "_processes", {}).values()):
+                        process.terminate()  # our own workers, by handle
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    order = {name: i for i, (name, _) in enumerate(recordings)}
+    entries.sort(key=lambda e: order[e["name"]])
+    for entry in entries:
+        _print_recording(console, entry)
+    return entries
+
+
+def command_run(args) -> int:
+    from port import audio, inputs
+
+    console = _console()
+    paths = inputs.expand(args.audio or [SAMPLE])
+    for path in paths:  # fail fast, one line, before any model loads
+        audio.load(path)
+    recordings = list(zip(inputs.keys(paths), paths))
+    if args.format not in ("npy", "txt"):
+        raise ValueError(f"--format must be npy or txt, not {args.format}")
+    if args.jobs < 1:
+        raise ValueError(f"-j must be at least 1, not {args.jobs}")
+    root = Path(args.dumps)
+    _sweep_partial_dumps(root)
+
+    began = time.perf_counter()
+    with console.status("loading models, exporting ONNX (cached by checksum)"):
+        setup = Setup(args)  # also exports the ONNX models once, before any worker needs them
+    console.print(
+        f"models: segmentation {setup.models['segmentation']} ({setup.seg_sha[:12]}), "
+        f"embedding {setup.models['embedding']} ({setup.emb_sha[:12]}); "
+        f"port runs on {setup.device}; setup {time.perf_counter() - began:.1f}s"
+    )
+    if setup.pyannote_decoder is None:
+        console.print("[yellow]torchcodec cannot load FFmpeg: pyannote gets the port's decode, "
+                      "so stage 01 is not an independent check[/yellow]")
+    local = args.jobs == 1 and not args.scheduler
+    entries = _run_all(console, args, recordings, setup if local else None)
+
+    report = {
+        "recordings": entries, "passed": all(e["passed"] for e in entries), "models": setup.models,
+        "device": setup.device, "decoders": {"reference": setup.pyannote_decoder},
+    }
+    if len(entries) > 1:
+        report["summary"] = _summary(console, entries)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    _write_json(root / "report.json", report)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, default=float) + "\n")
+        _write_json(Path(args.json), report)
     return EXIT_OK if report["passed"] else EXIT_DRIFT
+
+
+def _write_json(path: Path, value: dict) -> None:
+    """Atomically: a report is whole or absent."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, default=float) + "\n")
+    os.replace(tmp, path)
+
+
+def _sweep_partial_dumps(root: Path) -> None:
+    """Remove `.<name>.partial-<pid>` / `.old-<pid>` dumps whose process is gone (a kill -9, a power cut)."""
+    import re
+
+    pattern = re.compile(r"^\..+\.(partial|old)-(\d+)$")
+    for side in (root.iterdir() if root.is_dir() else []):
+        if not side.is_dir():
+            continue
+        for entry in side.iterdir():
+            match = pattern.match(entry.name)
+            if match and entry.is_dir() and not _alive(int(match.group(2))):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # ----------------------------------------------------------------------------- compare
@@ -346,23 +548,22 @@ def _pairs(a: Path, b: Path) -> list[tuple[str, Path, Path]]:
 
 
 def command_compare(args) -> int:
-    from port.compare import judge, parse_stages
+    from port.compare import compare_trees
     from port.dumps import DumpReader
 
     console = _console()
-    stages = parse_stages(args.stages)
-    report = {"recordings": [], "passed": True, "stages": stages}
+    report = {"recordings": [], "passed": True}
     for name, a, b in _pairs(Path(args.reference), Path(args.candidate)):
         reference, candidate = DumpReader(a), DumpReader(b)
         candidate.check({k: reference.manifest.get(k) for k in ("audio_sha256",)})
-        verdict = judge(a, b, stages=stages)
-        passed, first = _stage_table(console, verdict)
-        if verdict.not_implemented:
-            console.print(f"[red]not implemented: {', '.join(verdict.not_implemented)}[/red] "
-                          "(use --stages to judge only the stages the candidate has)")
+        rows = compare_trees(a, b, chain=True)
+        sides = _side_names(candidate.manifest, reference.manifest, (b, a))
+        passed, first = _stage_table(console, name, rows, [], sides=sides)
+        if first:
+            console.print(f"[red]first stage over tolerance: {first}[/red]")
         report["passed"] &= passed
-        report["recordings"].append({**verdict.as_dict(), "name": name,
-                                     "stages_flat": [row.as_dict() for row in verdict.chain]})
+        report["recordings"].append({"name": name, "passed": passed, "first_failure": first,
+                                     "stages": [row.as_dict() for row in rows]})
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float) + "\n")
     return EXIT_OK if report["passed"] else EXIT_DRIFT
@@ -411,12 +612,15 @@ def parser() -> argparse.ArgumentParser:
     commands = main.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run pyannote.audio and the port, compare stage by stage")
-    run.add_argument("audio", nargs="*", help=f"audio files (default: {SAMPLE.relative_to(REPO)})")
+    run.add_argument("audio", nargs="*", help=f"audio files, folders (recursive) or list files, one path a line "
+                                               f"(default: {SAMPLE.relative_to(REPO)})")
     _model_options(run)
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     run.add_argument("--format", choices=["npy", "txt"], default="npy", help="dump format")
     run.add_argument("--json", help="write the table and timings as JSON")
     run.add_argument("--dumps", default=str(DUMPS), help="dump root (default: dumps/)")
+    run.add_argument("-j", "--jobs", type=int, default=1, help="recordings verified in parallel (local processes)")
+    run.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786): fan the recordings out to its workers")
     run.add_argument("--num-speakers", type=int)
     run.add_argument("--min-speakers", type=int)
     run.add_argument("--max-speakers", type=int)
@@ -426,7 +630,6 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("reference")
     compare.add_argument("candidate")
     compare.add_argument("--json", help="write the comparison as JSON")
-    compare.add_argument("--stages", help="judge only these stages, e.g. 01-05 or 01-05,08 (the others are excluded)")
     compare.set_defaults(func=command_compare)
 
     clean = commands.add_parser("clean", help="remove dumps/ contents (its README stays)")
@@ -439,10 +642,22 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a `timeout`, a CI cancel): unwound like Ctrl-C, so no partial dump is kept."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)
+    except Terminated:
+        print("terminated (SIGTERM): no partial dump was kept", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("interrupted: no partial dump was kept", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -451,6 +666,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
             return EXIT_BAD_INPUT
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

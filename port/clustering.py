@@ -816,6 +816,14 @@ def constrained_argmax(soft_clusters: np.ndarray) -> np.ndarray:
     return hard_clusters
 
 
+def _mean_rows(x: np.ndarray) -> np.ndarray:
+    """`np.mean(x, axis=0)`, NaN (in mean's dtype) when `x` has no rows, as numpy returns it,
+    without numpy's "Mean of empty slice" RuntimeWarning (one-speaker input: nothing to cluster)."""
+    if x.shape[0] == 0:
+        return np.full(x.shape[1:], np.nan, dtype=np.mean(np.zeros((1,) + x.shape[1:], dtype=x.dtype), axis=0).dtype)
+    return np.mean(x, axis=0)
+
+
 def assign_embeddings(
     embeddings: np.ndarray,
     train_chunk_idx: np.ndarray,
@@ -830,7 +838,7 @@ def assign_embeddings(
     num_clusters = np.max(train_clusters) + 1
     num_chunks, num_speakers, dimension = embeddings.shape
     train_embeddings = embeddings[train_chunk_idx, train_speaker_idx]
-    centroids = np.vstack([np.mean(train_embeddings[train_clusters == k], axis=0) for k in range(num_clusters)])
+    centroids = np.vstack([_mean_rows(train_embeddings[train_clusters == k]) for k in range(num_clusters)])
     e2k_distance = cdist(embeddings.reshape(num_chunks * num_speakers, dimension), centroids, metric=metric)
     soft_clusters = 2 - e2k_distance.reshape(num_chunks, num_speakers, -1)
     if constrained:
@@ -871,8 +879,7 @@ def clustering(
         num_chunks, num_speakers, _ = embeddings.shape
         hard_clusters = np.zeros((num_chunks, num_speakers), dtype=np.int8)
         soft_clusters = np.ones((num_chunks, num_speakers, 1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            centroids = np.mean(train_embeddings, axis=0, keepdims=True)
+        centroids = _mean_rows(train_embeddings)[None]
         return hard_clusters, soft_clusters, centroids
 
     if trace is not None:

@@ -281,10 +281,15 @@ class DumpReader:
         folder = self.path / stage
         if name.endswith(".rttm"):
             return (folder / name).read_text()
-        if (folder / f"{name}.npy").is_file():
-            return np.load(folder / f"{name}.npy", allow_pickle=False)
-        if (folder / f"{name}.txt").is_file():
-            return read_text_array(folder / f"{name}.txt")
+        for suffix, read in ((".npy", lambda f: np.load(f, allow_pickle=False)), (".txt", read_text_array)):
+            file = folder / f"{name}{suffix}"
+            if file.is_file():
+                try:
+                    return read(file)
+                except DumpError:
+                    raise
+                except (ValueError, OSError, EOFError) as error:  # truncated or damaged file
+                    raise DumpError(f"{file}: unreadable ({' '.join(str(error).split())[:120]})") from None
         raise DumpError(f"{self.path}: {stage}/{name} missing")
 
     def check(self, expected: dict) -> None:
