@@ -1,6 +1,11 @@
 """Diarize audio files with the port alone (no torch, no pyannote).
 
     python -m port meeting.wav [--rttm meeting.rttm] [--models models/<export>]
+    python -m port a/x.wav b/x.flac folder/ list.txt --rttm DIR   # one DIR/<key>.rttm each
+
+Several inputs (files, folders searched recursively, list files with one path a
+line) each get a unique key: the file's stem, or the shortest path suffix that
+tells two equal stems apart (a/x.wav -> DIR/a-x.rttm, b/x.wav -> DIR/b-x.rttm).
 
 The ONNX models come from `verify.py export` (or any folder holding
 segmentation.onnx, embedding-trunk.onnx and embedding-head.onnx).
@@ -9,6 +14,8 @@ segmentation.onnx, embedding-trunk.onnx and embedding-head.onnx).
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -35,7 +42,7 @@ def find_models(folder: str | None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m port", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, ...)")
+    parser.add_argument("audio", nargs="+", help="audio files (wav, flac, mp3, m4a, ogg, opus, ...), folders, list files")
     parser.add_argument("--rttm", help="write the RTTM here (a folder when several files are given); default: print it")
     parser.add_argument("--models", help="folder of exported ONNX models (default: newest under models/)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -48,16 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from . import runtime
+    from . import inputs, runtime
     from .pipeline import Pipeline
 
     err = Console(stderr=True, highlight=False)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         folder = find_models(args.models)
         pipeline = Pipeline.from_folder(folder, device=args.device)
         if not args.quiet:
             err.print(f"running on {runtime.describe(args.device)}")
-        for path in args.audio:
+        paths = inputs.expand(args.audio)
+        names = inputs.keys(paths)
+        several = len(paths) > 1 or len(args.audio) > 1 or any(Path(a).is_dir() for a in args.audio)
+        for name, path in zip(names, paths):
             with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=err, transient=True, disable=args.quiet) as progress:
                 task = progress.add_task(Path(path).name, total=None)
@@ -69,10 +80,12 @@ def main(argv: list[str] | None = None) -> int:
                                   max_speakers=args.max_speakers, progress=report)
             if args.rttm:
                 target = Path(args.rttm)
-                if len(args.audio) > 1 or target.is_dir():
+                if several or target.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
-                    target = target / f"{result.uri}.rttm"
-                target.write_text(result.rttm)
+                    target = target / f"{name}.rttm"
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                tmp.write_text(result.rttm)
+                os.replace(tmp, target)  # whole or absent
             else:
                 sys.stdout.write(result.rttm)
             if not args.quiet:
@@ -82,10 +95,18 @@ def main(argv: list[str] | None = None) -> int:
         # plain print: one line, never wrapped by the console
         print(f"error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        print("terminated (SIGTERM)" if isinstance(stop, _Terminated) else "interrupted", file=sys.stderr)
+        return 143 if isinstance(stop, _Terminated) else 130
     return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, unwound like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
 
 
 if __name__ == "__main__":
