@@ -51,3 +51,36 @@ def test_int8_file_is_recognised_and_others_are_not(tmp_path):
     assert pretrained.is_int8_segmentation(pretrained.SEGMENTATION_INT8)
     (tmp_path / "x.onnx").write_bytes(b"not onnx")
     assert not pretrained.is_int8_segmentation(tmp_path / "x.onnx")
+
+
+def _verify_pretrained(recording, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from reference import pretrained
+
+    repo = Path(__file__).resolve().parent.parent
+    report = tmp_path / "R.json"
+    result = subprocess.run(
+        [sys.executable, str(repo / "verify.py"), "run", str(repo / "tests" / "data" / recording),
+         "--segmentation", str(pretrained.SEGMENTATION_INT8), "--dumps", str(tmp_path / "dumps"), "--json", str(report)],
+        capture_output=True, text=True, cwd=repo)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    entry = json.loads(report.read_text())["recordings"][0]
+    assert entry["passed"] and entry["rttm"]["identical"]
+    assert entry["der"]["reference"] is not None and entry["der"]["port"] is not None
+    out = " ".join(result.stdout.split())
+    assert "segmentation pyannote/segmentation-3.0 pretrained" in out and "embedding fixture" in out
+    assert out.count("DER ") >= 2  # both sides scored against the AMI RTTM
+    return entry
+
+
+def test_verify_run_with_the_pretrained_segmentation_on_an_ami_excerpt(tmp_path):
+    _verify_pretrained("ami_trn03.wav", tmp_path)
+
+
+@pytest.mark.slow
+def test_verify_run_with_the_pretrained_segmentation_on_four_speakers_in_overlap(tmp_path):
+    _verify_pretrained("ami_trn08.wav", tmp_path)
