@@ -33,7 +33,8 @@ def test_run_bad_inputs_are_one_line(tmp_path):
     assert "not found" in _one_line_error(verify("run", tmp_path / "missing.wav", "--dumps", tmp_path / "d"))
     assert "empty" in _one_line_error(verify("run", tmp_path / "empty.wav", "--dumps", tmp_path / "d"))
     assert "not" in _one_line_error(verify("run", tmp_path / "text.wav", "--dumps", tmp_path / "d"))
-    assert "directory" in _one_line_error(verify("run", tmp_path, "--dumps", tmp_path / "d"))
+    (tmp_path / "nothing").mkdir()  # a folder is searched for audio files: this one holds none
+    assert "directory" in _one_line_error(verify("run", tmp_path / "nothing", "--dumps", tmp_path / "d"))
     line = _one_line_error(verify("run", REPO / "tests/data/test_16k.wav", "--segmentation", tmp_path / "nope.ckpt",
                                   "--dumps", tmp_path / "d"))
     assert "model not found" in line
