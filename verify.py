@@ -158,7 +158,7 @@ def _print_turns(console, name: str, turns: list) -> None:
     from rich.table import Table
 
     speakers = sorted({label for _, _, label in turns})
-    console.print(f"port diarization of {name}: {len(speakers)} speakers, {len(turns)} turns")
+    console.print(f"port diarization of {name}: {len(speakers)} speaker(s), {len(turns)} turns")
     table = Table()
     for column in ("start", "end", "speaker"):
         table.add_column(column, justify="right" if column != "speaker" else "left")
@@ -427,7 +427,8 @@ def _run_all(console, args, recordings: list[tuple[str, Path]], setup: Setup | N
             from distributed import Client, as_completed
 
             with Client(args.scheduler, timeout="30s") as client:
-                futures = [client.submit(_worker_run, args, name, str(path.resolve()), pure=False, key=f"verify-{name}")
+                futures = [client.submit(_worker_run, args, name, str(path.resolve()), pure=False,
+                                         key=f"verify-{name}-{os.getpid()}-{time.time_ns()}")
                            for name, path in recordings]
                 for future in as_completed(futures):
                     entries.append(future.result())
@@ -483,7 +484,10 @@ def command_run(args) -> int:
         console.print("[yellow]torchcodec cannot load FFmpeg: pyannote gets the port's decode, "
                       "so stage 01 is not an independent check[/yellow]")
     local = args.jobs == 1 and not args.scheduler
-    entries = _run_all(console, args, recordings, setup if local else None)
+    # what workers get: plain values, dumps where the caller asked whatever the worker's cwd
+    shipped = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
+    shipped.dumps = str(root.resolve())
+    entries = _run_all(console, shipped, [(name, path.resolve()) for name, path in recordings], setup if local else None)
 
     report = {
         "recordings": entries, "passed": all(e["passed"] for e in entries), "models": setup.models,
