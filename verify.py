@@ -221,6 +221,7 @@ class Setup:
             warnings.simplefilter("ignore")
             segmentation, embedding = load_models(args)
             self.seg_sha, self.emb_sha = models.checksum(segmentation), models.checksum(embedding)
+            self.torch_models = (segmentation, embedding)
             self.folder = export_models(args, segmentation, embedding)
             parameters = Parameters()
             self.reference = reference_run.build_pipeline(segmentation, embedding, parameters)
