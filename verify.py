@@ -118,40 +118,69 @@ def _side_names(a: dict, b: dict, paths: tuple = ("", "")) -> tuple[str, str]:
     return first, second
 
 
-def _stage_table(console, name: str, chain_rows, isolated_rows, sides=("port", "pyannote.audio")) -> tuple[bool, str | None]:
+def _fmt(value, spec=".2e") -> str:
+    import math
+
+    if value is None:
+        return "-"
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)  # nan / inf, never a number that looks fine
+    return format(value, spec)
+
+
+def _where_text(where: dict | None) -> str:
+    if not where:
+        return ""
+    parts = [f"{k} {v}" for k, v in where.items() if k != "time"]
+    if "time" in where:
+        parts.append(f"at {where['time']:.2f} s")
+    return " (" + ", ".join(parts) + ")"
+
+
+def _stage_table(console, verdict, sides=("port", "pyannote.audio")) -> tuple[bool, str | None]:
+    """Print a Verdict (port.compare.judge) as the stage table; (passed, first failing stage)."""
     from rich.table import Table
 
-    from port.compare import first_failure, stage_summary, tolerances
-    from port.dumps import STAGES
-
-    chain = stage_summary(chain_rows)
-    isolated = stage_summary(isolated_rows)
-    table = Table(title=f"{name}: {sides[0]} vs {sides[1]}, stage by stage", title_justify="left")
-    for column in ("stage", "isolated max abs", "chain max abs", "max rel", "mismatches", "bound", "result"):
+    table = Table(title=f"{verdict.recording}: {sides[0]} vs {sides[1]}, stage by stage", title_justify="left")
+    for column in ("stage", "isolated drift", "chain drift", "noise", "ratio", "over", "bound", "result"):
         table.add_column(column, justify="left" if column in ("stage", "result") else "right")
-    config = tolerances()
-    for stage in STAGES:
-        c, i = chain.get(stage), isolated.get(stage)
-        if c is None and i is None:
-            table.add_row(stage, "-", "-", "-", "-", "-", "[dim]not reached[/dim]")
+    for stage, entry in verdict.stages.items():
+        if entry.status in ("not reached", "excluded", "not implemented") or not (entry.chain or entry.isolated):
+            style = "red" if not entry.passed else "dim"
+            table.add_row(stage, "-", "-", "-", "-", "-", "-", f"[{style}]{entry.status}[/{style}]: {entry.reason}")
             continue
-        discrete = bool(config[stage].get("discrete"))
-        passed = (c or {"passed": True})["passed"] and (i or {"passed": True})["passed"]
-        notes = "; ".join(((c or {}).get("notes") or (i or {}).get("notes") or [])[:2])
-        bound = "exact" if discrete else f"{config[stage].get('atol', 0):g} / {config[stage].get('chain_atol', config[stage].get('atol', 0)):g}"
-        mismatches = (c or {}).get("mismatches", 0) + (i or {}).get("mismatches", 0)
+        floats = lambda rows: [r for r in rows if r.kind == "float"]  # noqa: E731
+        worst = lambda rows: max(floats(rows), key=lambda r: (r.max_abs != r.max_abs, r.max_abs), default=None)  # noqa: E731
+        ci, cc = worst(entry.isolated), worst(entry.chain)
+        noise_row = next((r for r in floats(entry.chain) + floats(entry.isolated) if r.noise is not None), None)
+        over = sum(r.over for r in entry.chain + entry.isolated)
+        ratios = [r.noise_ratio for r in floats(entry.chain + entry.isolated) if r.noise_ratio is not None]
+        failing = [r for r in entry.isolated + entry.chain if not r.passed]
+        notes = [r for r in entry.chain + entry.isolated if r.note and r.passed]  # e.g. reordered merges
+        if failing:
+            r = failing[0]
+            side = "isolated" if r in entry.isolated else "chain"
+            result = f"[red]FAIL[/red] {side} {r.name}: {r.note}{_where_text(r.where)}"
+        else:
+            result = "[green]pass[/green]" + (f" ({notes[0].note})" if notes else "")
         table.add_row(
             stage,
-            "-" if (i is None or discrete) else f"{i['max_abs']:.2e}",
-            "-" if (c is None or discrete) else f"{c['max_abs']:.2e}",
-            "-" if (c is None or discrete) else f"{c['max_rel']:.1e}",
-            str(mismatches),
-            bound,
-            "[green]pass[/green]" if passed else f"[red]FAIL[/red] {notes}",
+            _fmt(ci.max_abs) if ci else ("exact" if entry.isolated else "-"),
+            _fmt(cc.max_abs) if cc else ("exact" if entry.chain else "-"),
+            _fmt(noise_row.noise) if noise_row else "-",
+            f"{max(ratios):.2f}x" if ratios else "-",
+            str(over),
+            _fmt(max((r.bound for r in floats(entry.chain)), default=None), ".0e"),
+            result,
         )
     console.print(table)
-    first = first_failure(isolated_rows) or first_failure(chain_rows)
-    return first is None, first
+    if verdict.noise:
+        console.print(f"[dim]noise: {verdict.noise}; a float stage passes when drift <= k x noise + floor "
+                      "at the max and the percentile, and under the ceiling[/dim]")
+    first = verdict.first_failure
+    if first:
+        console.print(f"[red]first stage over tolerance: {first}[/red]")
+    return verdict.passed, first
 
 
 def _print_turns(console, name: str, turns: list) -> None:
@@ -239,9 +268,9 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
     import numpy as np
 
     from port import audio
-    from port.compare import compare_trees, compare_values, first_failure
-    from port.dumps import STAGES, DumpReader, DumpWriter
-    from port.stages import run_stage
+    from port.compare import judge
+    from port.dumps import DumpReader, DumpWriter
+    from reference import noise
     from reference import run as reference_run
 
     progress = progress or (lambda description, total=None, completed=0: None)
@@ -277,20 +306,20 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
             }))
 
     ref_dir, port_dir = root / "reference" / name, root / "port" / name
-    chain_rows = compare_trees(ref_dir, port_dir, chain=True)
+    progress(f"{name}: pyannote's own float32 noise")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        noise.ensure(ref_dir, *setup.torch_models, port_dir)
+    verdict = judge(ref_dir, port_dir, pipeline=setup.port)
     reference_dump = DumpReader(ref_dir)
-    isolated_rows = []
-    for stage in STAGES:
-        for out_name, value in run_stage(stage, reference_dump, setup.port).items():
-            isolated_rows.append(compare_values(stage, out_name, reference_dump.load(stage, out_name), value))
     identical = port_result.rttm == ref_result.rttm
-    first = first_failure(isolated_rows) or first_failure(chain_rows)
+    first = verdict.first_failure
     ref_count = reference_dump.load("05-count", "out_count") if reference_dump.has("05-count", "out_count") else None
     der = {"reference": _der_components(path, ref_result.rttm), "port": _der_components(path, port_result.rttm)}
     return {
         "name": name,
         "audio": str(path),
-        "passed": first is None and identical,
+        "passed": verdict.passed and identical,
         "first_failure": first,
         "decoders": {"reference": ref_result.decoder, "port": audio.decoder(path)},
         "rttm": {
@@ -305,19 +334,18 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
         "der_components": der,
         "seconds": {"reference": ref_seconds, "port": port_seconds, "port_stages": port_result.seconds},
         "providers": port_result.providers,
+        "verdict": verdict.as_dict(),
         "stages": {
-            "isolated": [row.as_dict() for row in isolated_rows],
-            "chain": [row.as_dict() for row in chain_rows],
+            "isolated": [row.as_dict() for row in verdict.isolated],
+            "chain": [row.as_dict() for row in verdict.chain],
         },
+        "_verdict": verdict,  # for the table; not in report.json
     }
 
 
 def _print_recording(console, entry: dict) -> None:
     """One recording's stage table, diarization and verdict lines."""
-    from port.compare import Row
-
-    rows = {kind: [Row(**row) for row in entry["stages"][kind]] for kind in ("chain", "isolated")}
-    _stage_table(console, entry["name"], rows["chain"], rows["isolated"])
+    _stage_table(console, entry["_verdict"])
     _print_turns(console, entry["name"], entry["turns"])
     der, speakers, seconds = entry["der"], entry["speakers"], entry["seconds"]
     truth = Path(entry["audio"]).with_suffix(".rttm").name
@@ -334,8 +362,6 @@ def _print_recording(console, entry: dict) -> None:
         + f" ({seconds['reference'] / max(seconds['port'], 1e-9):.1f}x); decoded by {entry['decoders']['port']}"
     )
     console.print("[green]RTTM identical[/green]" if entry["rttm"]["identical"] else "[red]RTTM differs[/red]")
-    if entry["first_failure"]:
-        console.print(f"[red]first stage over tolerance: {entry['first_failure']}[/red]")
 
 
 def _summary(console, entries: list[dict]) -> dict:
@@ -353,18 +379,24 @@ def _summary(console, entries: list[dict]) -> dict:
                 slot = worst.setdefault(row["stage"], {}).get(kind)
                 if slot is None or row["max_abs"] > slot["max_abs"]:
                     worst[row["stage"]][kind] = {"max_abs": row["max_abs"], "recording": entry["name"], "name": row["name"]}
+                ratio = row.get("noise_ratio")
+                best = worst[row["stage"]].get("ratio")
+                if ratio is not None and (best is None or ratio > best["ratio"]):
+                    worst[row["stage"]]["ratio"] = {"ratio": ratio, "recording": entry["name"], "name": row["name"], "kind": kind}
     failed: dict[str, list[str]] = {}
     for entry in entries:
         if entry["first_failure"]:
             failed.setdefault(entry["first_failure"], []).append(entry["name"])
     table = Table(title=f"{len(entries)} recordings: worst drift per stage", title_justify="left")
-    for column in ("stage", "isolated max abs", "recording", "chain max abs", "recording ", "first failure in"):
+    for column in ("stage", "isolated max abs", "recording", "chain max abs", "recording ", "drift/noise",
+                   "recording  ", "first failure in"):
         table.add_column(column, justify="left" if column.startswith(("stage", "recording", "first")) else "right")
     for stage in STAGES:
         w = worst.get(stage, {})
-        i, c = w.get("isolated"), w.get("chain")
-        table.add_row(stage, f"{i['max_abs']:.2e}" if i else "-", i["recording"] if i else "",
-                      f"{c['max_abs']:.2e}" if c else "-", c["recording"] if c else "",
+        i, c, r = w.get("isolated"), w.get("chain"), w.get("ratio")
+        table.add_row(stage, _fmt(i["max_abs"]) if i else "-", i["recording"] if i else "",
+                      _fmt(c["max_abs"]) if c else "-", c["recording"] if c else "",
+                      f"{r['ratio']:.2f}x" if r else "-", r["recording"] if r else "",
                       ", ".join(failed.get(stage, [])) or "")
     console.print(table)
     identical = sum(e["rttm"]["identical"] for e in entries)
@@ -491,7 +523,7 @@ def command_run(args) -> int:
     entries = _run_all(console, shipped, [(name, path.resolve()) for name, path in recordings], setup if local else None)
 
     report = {
-        "recordings": entries, "passed": all(e["passed"] for e in entries), "models": setup.models,
+        "recordings": [{k: v for k, v in e.items() if not k.startswith("_")} for e in entries], "passed": all(e["passed"] for e in entries), "models": setup.models,
         "device": setup.device, "decoders": {"reference": setup.pyannote_decoder},
     }
     if len(entries) > 1:
@@ -553,22 +585,23 @@ def _pairs(a: Path, b: Path) -> list[tuple[str, Path, Path]]:
 
 
 def command_compare(args) -> int:
-    from port.compare import compare_trees
+    from port.compare import judge, parse_stages
     from port.dumps import DumpReader
 
     console = _console()
-    report = {"recordings": [], "passed": True}
+    stages = parse_stages(args.stages)
+    report = {"recordings": [], "passed": True, "stages": stages}
     for name, a, b in _pairs(Path(args.reference), Path(args.candidate)):
         reference, candidate = DumpReader(a), DumpReader(b)
         candidate.check({k: reference.manifest.get(k) for k in ("audio_sha256",)})
-        rows = compare_trees(a, b, chain=True)
-        sides = _side_names(candidate.manifest, reference.manifest, (b, a))
-        passed, first = _stage_table(console, name, rows, [], sides=sides)
-        if first:
-            console.print(f"[red]first stage over tolerance: {first}[/red]")
+        verdict = judge(a, b, stages=stages)
+        passed, first = _stage_table(console, verdict, sides=_side_names(candidate.manifest, reference.manifest, (b, a)))
+        if verdict.not_implemented:
+            console.print(f"[red]not implemented: {', '.join(verdict.not_implemented)}[/red] "
+                          "(use --stages to judge only the stages the candidate has)")
         report["passed"] &= passed
-        report["recordings"].append({"name": name, "passed": passed, "first_failure": first,
-                                     "stages": [row.as_dict() for row in rows]})
+        report["recordings"].append({**verdict.as_dict(), "name": name,
+                                     "stages_flat": [row.as_dict() for row in verdict.chain]})
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float) + "\n")
     return EXIT_OK if report["passed"] else EXIT_DRIFT
@@ -635,6 +668,7 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("reference")
     compare.add_argument("candidate")
     compare.add_argument("--json", help="write the comparison as JSON")
+    compare.add_argument("--stages", help="judge only these stages, e.g. 01-05 or 01-05,08 (the others are excluded)")
     compare.set_defaults(func=command_compare)
 
     clean = commands.add_parser("clean", help="remove dumps/ contents (its README stays)")
