@@ -253,7 +253,7 @@ class Setup:
             self.torch_models = (segmentation, embedding)
             self.folder = export_models(args, segmentation, embedding)
             parameters = Parameters()
-            self.reference = reference_run.build_pipeline(segmentation, embedding, parameters)
+            self.reference = reference_run.build_pipeline(segmentation, embedding, parameters, device=args.device)
             self.port = Pipeline.from_folder(self.folder, device=args.device, parameters=parameters)
         self.device = describe(args.device)
         self.models = {
@@ -290,7 +290,7 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
             ref_result = reference_run.run(path, setup.reference, **speakers, hook=writer, progress=ref_hook)
             ref_seconds = time.perf_counter() - t0
             writer.commit(_manifest("reference", ref_result.uri, path, audio_sha, setup.seg_sha, setup.emb_sha, args, {
-                **common, "providers": ["torch-cpu"], "decoder": ref_result.decoder,
+                **common, "providers": [f"torch-{reference_run.torch_device(args.device)}"], "decoder": ref_result.decoder,
             }))
 
         def port_progress(stage, completed, total):

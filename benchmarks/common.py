@@ -17,17 +17,30 @@ DATA = REPO / "tests" / "data"
 SAMPLE = DATA / "sample.wav"
 
 
-def build_long_recording(seconds: float, path: Path) -> Path:
-    """A 16 kHz mono recording of `seconds`, made by cycling the bundled test audio
-    (pyannote's sample, test_16k, the 48 kHz file resampled by the port) with short
-    pauses, so every stretch has speech, pauses, speaker changes and overlap."""
+AMI = REPO.parent / "shared" / "audio" / "ami"
+TEST_SOURCES = tuple(DATA / name for name in ("sample.wav", "test_16k.wav", "test_with_noise_48k.wav"))
+
+
+def ami_sources() -> tuple[Path, ...]:
+    """The AMI excerpts in ../shared/audio/ami (30 s each, more speakers than the test files)."""
+    sources = tuple(sorted(AMI.glob("*.wav")))
+    if not sources:
+        raise SystemExit(f"no AMI excerpts under {AMI}")
+    return sources
+
+
+def build_long_recording(seconds: float, path: Path, sources: tuple[Path, ...] = TEST_SOURCES) -> Path:
+    """A 16 kHz mono recording of `seconds`, made by cycling `sources` (by default the
+    bundled test audio: pyannote's sample, test_16k, the 48 kHz file resampled by the
+    port; or the AMI excerpts) with short pauses, so every stretch has speech, pauses,
+    speaker changes and overlap."""
     import soundfile as sf
 
     from port import audio
 
     pieces = []
-    for name in ("sample.wav", "test_16k.wav", "test_with_noise_48k.wav"):
-        waveform, rate = audio.load(DATA / name)
+    for name in sources:
+        waveform, rate = audio.load(name)
         waveform, _ = audio.downmix_and_resample(waveform, rate, 16000)
         pieces.append(waveform[0])
     pause = np.zeros(8000, dtype=np.float32)
@@ -54,4 +67,49 @@ def pipelines(device: str = "cpu"):
         segmentation, embedding = models.fixture_segmentation(), models.fixture_embedding()
         folder = export.export(segmentation, embedding)["segmentation"].parent
         parameters = Parameters()
-        return build_pipeline(segmentation, embedding, parameters), Pipeline.from_folder(folder, device=device, parameters=parameters)
+        return (build_pipeline(segmentation, embedding, parameters, device=device),
+                Pipeline.from_folder(folder, device=device, parameters=parameters))
+
+
+class GpuMemory:
+    """Peak GPU memory in use (MB, all processes, `nvidia-smi` polled every 0.2 s)
+    while the `with` block runs, over what was in use when it began; None without
+    nvidia-smi."""
+
+    def __init__(self, interval: float = 0.2):
+        import shutil
+
+        self.interval = interval
+        self.available = shutil.which("nvidia-smi") is not None
+        self.peak_mb: float | None = None
+
+    @staticmethod
+    def used_mb() -> float:
+        import subprocess
+
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+                             capture_output=True, text=True, timeout=10).stdout
+        return float(out.strip().splitlines()[0])
+
+    def __enter__(self) -> "GpuMemory":
+        import threading
+
+        if not self.available:
+            return self
+        self.base = self.used_mb()
+        self.peak = self.base
+        self.stop = threading.Event()
+
+        def poll():
+            while not self.stop.wait(self.interval):
+                self.peak = max(self.peak, self.used_mb())
+
+        self.thread = threading.Thread(target=poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.available:
+            self.stop.set()
+            self.thread.join()
+            self.peak_mb = self.peak - self.base

@@ -12,14 +12,17 @@ port's timers; the RTTMs must be identical for the ratio to be reported as valid
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 from common import SAMPLE, build_long_recording, pipelines
 
 STAGES = ("segmentation", "embeddings", "rest")
@@ -46,34 +49,94 @@ def _reference_once(pipeline, path):
 
 
 def _port_once(pipeline, path):
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     result = pipeline(path)
     total = time.perf_counter() - began
+    result.seconds["cpu"] = time.process_time() - cpu
     s = result.seconds
     stages = {
         "segmentation": s.get("audio", 0.0) + s.get("segmentation", 0.0),
         "embeddings": s.get("embeddings", 0.0),
     }
     stages["rest"] = total - sum(stages.values())
+    stages["cpu"] = result.seconds["cpu"]
     return total, stages, result.rttm
 
 
-def warm_up(reference, port) -> None:
-    """One run of each on the sample: first-call allocations, ONNX graph optimisation."""
+def warm_up(reference, port, path: Path = SAMPLE) -> None:
+    """One run of each on `path`: first-call allocations, ONNX graph optimisation."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _reference_once(reference, SAMPLE)
-        _port_once(port, SAMPLE)
+        _reference_once(reference, path)
+        _port_once(port, path)
 
 
-def bench(path: Path, reference, port, repeat: int) -> dict:
-    runs = {"pyannote": [], "port": []}
+def model_jobs(port, path: Path) -> list:
+    """The port's model calls on `path`, inputs prepared: one job per segmentation
+    batch, one per trunk + head batch of chunks the port embeds (same batches)."""
+    from port import audio, segmentation
+    from port.embedding import masks
+
+    native, sample_rate, waveform = port.load(path)
+    model, embedding, chunks = port.segmentation, port.embedding, port.chunks
+    window_size, step_size = segmentation.window_sizes(model.sample_rate, model.duration, chunks.step)
+    batches = list(segmentation.iter_chunks(waveform, window_size, step_size, model.batch_size))
+    binarized = np.concatenate([model.to_multilabel(model(batch)) for batch in batches])
+    min_num_frames = embedding.min_num_frames(binarized.shape[1], chunks.duration)
+    weights = masks(binarized, min_num_frames, exclude_overlap=port.parameters.exclude_overlap)
+    jobs = [functools.partial(model, batch) for batch in batches]
+    for c in range(0, len(weights), embedding.batch_size):
+        part = slice(c, c + embedding.batch_size)
+        run = np.any(weights[part] > 0, axis=(1, 2)) if embedding.split else np.ones(len(weights[part]), dtype=bool)
+        if run.any():
+            starts = chunks.start + np.arange(c, c + len(run))[run] * chunks.step
+            features = embedding.fbank(audio.crop_chunks(native, sample_rate, starts, chunks.duration, embedding.sample_rate))
+            jobs.append(functools.partial(embedding, features, weights[part][run]))
+    return jobs
+
+
+def _floor_once(jobs: list, workers: int) -> tuple[float, float]:
+    """(wall s, CPU s) of running `jobs` on `workers` threads, segmentation first."""
+    pending = iter(jobs)
+    lock = threading.Lock()
+
+    def work():
+        while True:
+            with lock:
+                job = next(pending, None)
+            if job is None:
+                return
+            job()
+
+    began, cpu = time.perf_counter(), time.process_time()
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began, time.process_time() - cpu
+
+
+def bench(path: Path, reference, port, repeat: int, one_worker=None) -> dict:
+    runs = {"pyannote": [], "port": [], "port_one_worker": []}
+    floors = {"workers": [], "one_worker": []}
+    jobs = model_jobs(port, path)
+    one_jobs = model_jobs(one_worker, path) if one_worker else []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for side, once, pipeline in (("pyannote", _reference_once, reference), ("port", _port_once, port)):
-            for _ in range(repeat):
-                runs[side].append(once(pipeline, path))
-    best = {side: min(r, key=lambda run: run[0]) for side, r in runs.items()}
+        for _ in range(repeat):
+            runs["pyannote"].append(_reference_once(reference, path))
+        for _ in range(repeat):  # in turns: the same load for all three
+            runs["port"].append(_port_once(port, path))
+            floors["workers"].append(_floor_once(jobs, port.workers))
+            if one_worker:
+                runs["port_one_worker"].append(_port_once(one_worker, path))
+                floors["one_worker"].append(_floor_once(one_jobs, 1))
+    best = {side: min(r, key=lambda run: run[0]) for side, r in runs.items() if r}
+    floor = {kind: (min(w for w, _ in f), min(c for _, c in f)) for kind, f in floors.items() if f}
+    floor_s = min(wall for wall, _ in floor.values())
+    floor_cpu_s = min(cpu for _, cpu in floor.values())
+    port_cpu_s = min(run[1]["cpu"] for run in runs["port"])
     import soundfile as sf
 
     duration = sf.info(str(path)).duration
@@ -84,6 +147,15 @@ def bench(path: Path, reference, port, repeat: int) -> dict:
         "pyannote_s": best["pyannote"][0],
         "port_s": best["port"][0],
         "ratio": best["pyannote"][0] / best["port"][0],
+        "floor_s": floor_s,
+        "port_floor_ratio": best["port"][0] / floor_s,
+        "port_cpu_s": port_cpu_s,
+        "floor_cpu_s": floor_cpu_s,
+        "port_floor_cpu_ratio": port_cpu_s / floor_cpu_s,
+        "floors": {kind: {"wall_s": w, "cpu_s": c} for kind, (w, c) in floor.items()},
+        "workers": port.workers,
+        "port_one_worker_s": best["port_one_worker"][0] if "port_one_worker" in best else None,
+        "rttm_identical_one_worker": best["port_one_worker"][2] == best["pyannote"][2] if "port_one_worker" in best else None,
         "stages": {
             stage: {
                 "pyannote_s": best["pyannote"][1][stage],
@@ -115,11 +187,16 @@ def main() -> None:
         paths.append(build_long_recording(args.minutes * 60, Path(tmp.name) / f"long_{args.minutes:g}min.wav"))
     with console.status("loading models, warming up"):
         reference, port = pipelines(args.device)
-        warm_up(reference, port)
+        from port.pipeline import Pipeline
+
+        one_worker = Pipeline.from_folder(port.segmentation.path.parent, device=args.device,
+                                          parameters=port.parameters, workers=1)
+        warm_up(reference, port, paths[0])
+        _port_once(one_worker, paths[0])
     results = []
     for path in paths:
         with console.status(f"timing {path.name}"):
-            results.append(bench(path, reference, port, args.repeat))
+            results.append(bench(path, reference, port, args.repeat, one_worker))
 
     import onnxruntime
     import torch
@@ -131,9 +208,12 @@ def main() -> None:
         "onnxruntime": onnxruntime.__version__,
         "torch": torch.__version__,
         "providers": port.providers,
+        "port_workers": port.workers,
+        "port_batches": {"segmentation": port.segmentation.batch_size, "embedding": port.embedding.batch_size},
     }
     table = Table(title=f"port vs pyannote.audio 4.0.7, fixture weights, {machine['cores']} cores, {port.providers['embedding']}")
-    for column in ("audio", "pyannote s", "port s", "speed-up", "segmentation", "embeddings", "rest", "RTTM"):
+    for column in ("audio", "pyannote s", "port s", "speed-up", "floor s", "port/floor", "port/floor CPU",
+                   "1 worker s", "segmentation", "embeddings", "rest", "RTTM"):
         table.add_column(column, justify="left" if column in ("audio", "RTTM") else "right")
     for r in results:
         table.add_row(
@@ -141,6 +221,10 @@ def main() -> None:
             f"{r['pyannote_s']:.2f}",
             f"{r['port_s']:.2f}",
             f"{r['ratio']:.1f}x",
+            f"{r['floor_s']:.2f}",
+            f"{r['port_floor_ratio']:.2f}",
+            f"{r['port_floor_cpu_ratio']:.2f}",
+            f"{r['port_one_worker_s']:.2f}",
             *(f"{r['stages'][s]['ratio']:.1f}x" for s in STAGES),
             "identical" if r["rttm_identical"] else "DIFFERENT",
         )

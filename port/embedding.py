@@ -40,18 +40,20 @@ def masks(binarized: np.ndarray, min_num_frames: int, exclude_overlap: bool = Tr
 class Embedding:
     """The ONNX embedding model: trunk + head (default) or the single graph."""
 
-    def __init__(self, folder: str | Path, device: str = "auto", batch_size: int = 4, split: bool = True):
-        """batch_size: chunks per trunk run (the single graph runs batch_size x speakers rows)."""
+    def __init__(self, folder: str | Path, device: str = "auto", batch_size: int = 4, split: bool = True,
+                 threads: int | None = None):
+        """batch_size: chunks per trunk run (the single graph runs batch_size x speakers rows);
+        threads: ONNX Runtime's intra-op threads per session (default: all cores)."""
         folder = Path(folder)
         self.split = split
         self.batch_size = batch_size
         if split:
-            self.trunk = runtime.session(folder / "embedding-trunk.onnx", device=device)
-            self.head = runtime.session(folder / "embedding-head.onnx", device=device)
+            self.trunk = runtime.session(folder / "embedding-trunk.onnx", device=device, threads=threads)
+            self.head = runtime.session(folder / "embedding-head.onnx", device=device, threads=threads)
             self.meta = runtime.metadata(self.trunk)
             self._zero = None
         else:
-            self.whole = runtime.session(folder / "embedding.onnx", device=device)
+            self.whole = runtime.session(folder / "embedding.onnx", device=device, threads=threads)
             self.meta = runtime.metadata(self.whole)
         if not str(self.meta.get("kind", "")).startswith("embedding"):
             raise runtime.ModelError(f"{folder} holds no embedding model (kind: {self.meta.get('kind')})")

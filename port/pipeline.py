@@ -13,6 +13,8 @@ streamed batch by batch, so an hour of audio fits in little memory.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,10 +108,12 @@ class Pipeline:
         segmentation_model: Segmentation,
         embedding_model: Embedding,
         parameters: Parameters | None = None,
+        workers: int = 1,
     ):
         self.segmentation = segmentation_model
         self.embedding = embedding_model
         self.parameters = parameters or Parameters()
+        self.workers = workers
 
     @classmethod
     def from_folder(
@@ -118,19 +122,25 @@ class Pipeline:
         device: str = "auto",
         parameters: Parameters | None = None,
         split: bool = True,
-        segmentation_batch: int = 8,
+        segmentation_batch: int = 16,
         embedding_batch: int = 4,
+        workers: int = 2,
     ):
         """Load `segmentation.onnx` and the embedding graphs from one export folder.
 
         The port's own batch sizes (chunks per ONNX run) are small on purpose: on a
         CPU they cost no speed, and they bound the activations held in memory
-        (the ResNet trunk needs ~60 MB per chunk)."""
+        (the ResNet trunk needs ~60 MB per chunk). `workers` threads share the
+        cores (each ONNX session gets cores / workers threads): one segments while
+        the others embed the chunks already segmented; none changes results."""
         folder = Path(folder)
+        workers = max(1, int(workers))
+        threads = max(1, (os.cpu_count() or 1) // workers)
         return cls(
-            Segmentation(folder / "segmentation.onnx", device=device, batch_size=segmentation_batch),
-            Embedding(folder, device=device, batch_size=embedding_batch, split=split),
+            Segmentation(folder / "segmentation.onnx", device=device, batch_size=segmentation_batch, threads=threads),
+            Embedding(folder, device=device, batch_size=embedding_batch, split=split, threads=threads),
             parameters or Parameters(),
+            workers=workers,
         )
 
     @property
@@ -154,19 +164,41 @@ class Pipeline:
             hook("01-audio", "out_waveform", waveform)
         return native, sample_rate, waveform
 
-    def segment(self, waveform: np.ndarray, hook: Hook | None = None, progress: Progress | None = None) -> np.ndarray:
-        """02-04: sliding chunks, model, powerset -> multilabel; (chunks, frames, speakers)."""
+    def num_chunks(self, waveform: np.ndarray) -> int:
+        """Chunks `Inference.slide` makes of the (resampled) waveform, padded last one included."""
         window_size, step_size = segmentation.window_sizes(
             self.segmentation.sample_rate, self.segmentation.duration, self.chunks.step
         )
         num_chunks, has_last = segmentation.chunk_layout(waveform.shape[1], window_size, step_size)
-        total = num_chunks + has_last
+        return num_chunks + has_last
+
+    def embedder(self, native: np.ndarray, sample_rate: int, num_chunks: int, keep: bool = False) -> "Embedder":
+        """Embeds chunks as soon as their segmentation is known, on `workers - 1`
+        background threads (the calling thread joins in `embed`)."""
+        return Embedder(self, native, sample_rate, num_chunks, keep=keep, workers=self.workers)
+
+    def segment(
+        self,
+        waveform: np.ndarray,
+        hook: Hook | None = None,
+        progress: Progress | None = None,
+        then: Callable[[np.ndarray], None] | None = None,
+    ) -> np.ndarray:
+        """02-04: sliding chunks, model, powerset -> multilabel; (chunks, frames, speakers).
+
+        `then(multilabel)` is handed each batch as soon as it is decoded."""
+        window_size, step_size = segmentation.window_sizes(
+            self.segmentation.sample_rate, self.segmentation.duration, self.chunks.step
+        )
+        total = self.num_chunks(waveform)
         kept: dict[str, list[np.ndarray]] = {"chunks": [], "log_probs": []}
         multilabel = []
         done = 0
         for batch in segmentation.iter_chunks(waveform, window_size, step_size, self.segmentation.batch_size):
             log_probs = self.segmentation(batch)
             multilabel.append(self.segmentation.to_multilabel(log_probs))
+            if then:
+                then(multilabel[-1])
             if hook:
                 kept["chunks"].append(batch)
                 kept["log_probs"].append(log_probs)
@@ -197,43 +229,21 @@ class Pipeline:
         binarized: np.ndarray,
         hook: Hook | None = None,
         progress: Progress | None = None,
+        embedder: "Embedder | None" = None,
     ) -> np.ndarray:
-        """06-08: per-chunk crops, fbank, masks, embeddings; (chunks, speakers, dim)."""
-        num_chunks, num_frames, _ = binarized.shape
-        min_num_frames = self.embedding.min_num_frames(num_frames, self.chunks.duration)
-        weights = embedding_masks(binarized, min_num_frames, exclude_overlap=self.parameters.exclude_overlap)
+        """06-08: per-chunk crops, fbank, masks, embeddings; (chunks, speakers, dim).
+
+        With an `embedder` fed by `segment`, chunks already embedded in the
+        background are not run again."""
+        if embedder is None:
+            embedder = self.embedder(native, sample_rate, len(binarized), keep=hook is not None)
+            embedder.add(binarized)
+        with embedder:
+            embeddings = embedder.finish(progress)
         if hook:
-            hook("07-masks", "out_masks", weights)
-        embeddings = np.empty((num_chunks, weights.shape[1], self.embedding.dimension), dtype=np.float32)
-        # pyannote embeds every (chunk, speaker) pair; with the trunk/head split, chunks
-        # where nobody speaks get the zero-mask embedding without touching their audio
-        active = np.any(weights > 0, axis=(1, 2)) if self.embedding.split else np.ones(num_chunks, dtype=bool)
-        starts = self.chunks.start + np.arange(num_chunks) * self.chunks.step
-        crops_kept: list[np.ndarray] = []
-        fbank_kept: list[np.ndarray] = []
-        batch = self.embedding.batch_size
-        for c in range(0, num_chunks, batch):
-            part = slice(c, min(c + batch, num_chunks))
-            run = active[part]
-            cropped = np.ones_like(run) if hook else run  # dumps want every chunk's fbank
-            out = embeddings[part]
-            if not run.all():
-                out[~run] = self.embedding.zero_mask_embedding(weights.shape[2])
-            if cropped.any():
-                crops = audio.crop_chunks(
-                    native, sample_rate, starts[part][cropped], self.chunks.duration, self.embedding.sample_rate
-                )
-                features = self.embedding.fbank(crops)
-                if hook:
-                    crops_kept.append(crops)
-                    fbank_kept.append(features)
-                if run.any():
-                    out[run] = self.embedding(features[run[cropped]], weights[part][run])
-            if progress:
-                progress("embeddings", part.stop, num_chunks)
-        if hook:
-            hook("06-fbank", "out_waveforms", np.concatenate(crops_kept))
-            hook("06-fbank", "out_fbank", np.concatenate(fbank_kept))
+            hook("07-masks", "out_masks", embedder.weights)
+            hook("06-fbank", "out_waveforms", np.concatenate(embedder.crops))
+            hook("06-fbank", "out_fbank", np.concatenate(embedder.features))
             hook("08-embeddings", "out_embeddings", embeddings)
         return embeddings
 
@@ -284,17 +294,18 @@ class Pipeline:
         num_speakers, min_speakers, max_speakers = set_num_speakers(num_speakers, min_speakers, max_speakers)
         native, sample_rate, waveform = self.load(path, hook)
         lap("audio")
-        binarized = self.segment(waveform, hook, progress)
-        lap("segmentation")
-        count, count_frames = self.count(binarized, hook)
-        lap("count")
+        with self.embedder(native, sample_rate, self.num_chunks(waveform), keep=hook is not None) as embedder:
+            binarized = self.segment(waveform, hook, progress, then=embedder.add)  # embedding starts meanwhile
+            lap("segmentation")
+            count, count_frames = self.count(binarized, hook)
+            lap("count")
 
-        if np.nanmax(count) == 0.0:  # nobody ever speaks: pyannote returns early
-            empty = np.zeros((0, self.embedding.dimension))
-            return self._finish(Result(uri, [], [], {}, empty, seconds, self.providers), hook)
+            if np.nanmax(count) == 0.0:  # nobody ever speaks: pyannote returns early
+                empty = np.zeros((0, self.embedding.dimension))
+                return self._finish(Result(uri, [], [], {}, empty, seconds, self.providers), hook)
 
-        embeddings = self.embed(native, sample_rate, binarized, hook, progress)
-        del native
+            embeddings = self.embed(native, sample_rate, binarized, hook, progress, embedder)
+        del native, waveform
         lap("embeddings")
         hard_clusters, _, centroids = self.cluster(embeddings, binarized, num_speakers, min_speakers, max_speakers, hook)
         lap("clustering")
@@ -333,6 +344,138 @@ class Pipeline:
             hook("14-annotation", "out_diarization.rttm", result.rttm)
             hook("14-annotation", "out_exclusive.rttm", result.exclusive_rttm)
         return result
+
+
+class Embedder:
+    """Stages 06-08 (`get_embeddings`) chunk batch by chunk batch, overlapped with
+    segmentation: a batch of `Embedding.batch_size` consecutive chunks is crop,
+    fbank, masks, trunk and head as soon as its segmentation is known (masks are
+    per chunk; the trunk needs none), by background workers and, in `finish`, the
+    calling thread. Batches are the same whoever runs them, so results are too.
+
+    Chunks where nobody is active get the head's zero-mask embedding without
+    touching their audio (with the trunk/head split); with `keep` (dumps) every
+    chunk's crop and fbank are computed and kept."""
+
+    def __init__(self, pipeline: Pipeline, native: np.ndarray, sample_rate: int, num_chunks: int,
+                 keep: bool = False, workers: int = 1):
+        self.pipeline, self.native, self.sample_rate = pipeline, native, sample_rate
+        self.num_chunks, self.keep = num_chunks, keep
+        self.batch = pipeline.embedding.batch_size
+        self.binarized: np.ndarray | None = None  # allocated with the first batch
+        self.weights: np.ndarray | None = None
+        self.embeddings: np.ndarray | None = None
+        self.kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.ready = 0  # chunks segmented so far
+        self.taken = 0  # first chunk of the next batch to embed
+        self.done = 0  # chunks embedded
+        self.error: BaseException | None = None
+        self.closed = False
+        self.condition = threading.Condition()
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(max(workers, 1) - 1)]
+        for thread in self.threads:
+            thread.start()
+
+    def add(self, multilabel: np.ndarray) -> None:
+        """Segmentation of the next chunks, in order; wakes a worker."""
+        with self.condition:
+            if self.binarized is None:
+                _, num_frames, num_speakers = multilabel.shape
+                embedding = self.pipeline.embedding
+                self.binarized = np.empty((self.num_chunks, num_frames, num_speakers), dtype=multilabel.dtype)
+                self.weights = np.empty((self.num_chunks, num_speakers, num_frames), dtype=np.float32)
+                self.embeddings = np.empty((self.num_chunks, num_speakers, embedding.dimension), dtype=np.float32)
+                self.min_num_frames = embedding.min_num_frames(num_frames, self.pipeline.chunks.duration)
+            self.binarized[self.ready : self.ready + len(multilabel)] = multilabel
+            self.ready += len(multilabel)
+            self.condition.notify_all()
+
+    def _take(self, wait: bool) -> int | None:
+        """First chunk of a batch whose segmentation is known; None when all are taken."""
+        with self.condition:
+            while True:
+                if self.closed or self.error or self.taken >= self.num_chunks:
+                    return None
+                if self.ready >= min(self.taken + self.batch, self.num_chunks):
+                    self.taken += self.batch
+                    return self.taken - self.batch
+                if not wait:
+                    return None
+                self.condition.wait()
+
+    def _work(self) -> None:
+        try:
+            while (start := self._take(wait=True)) is not None:
+                self._run(start)
+        except BaseException as error:  # handed to the calling thread in finish()
+            with self.condition:
+                self.error = error
+                self.condition.notify_all()
+
+    def _run(self, start: int) -> None:
+        """Stages 06-08 on chunks [start, start + batch)."""
+        pipeline, embedding = self.pipeline, self.pipeline.embedding
+        part = slice(start, min(start + self.batch, self.num_chunks))
+        chunks = pipeline.chunks
+        weights = embedding_masks(self.binarized[part], self.min_num_frames,
+                                  exclude_overlap=pipeline.parameters.exclude_overlap)
+        self.weights[part] = weights
+        run = np.any(weights > 0, axis=(1, 2)) if embedding.split else np.ones(len(weights), dtype=bool)
+        cropped = np.ones_like(run) if self.keep else run  # dumps want every chunk's fbank
+        out = np.empty((len(weights), weights.shape[1], embedding.dimension), dtype=np.float32)
+        if not run.all():
+            out[~run] = embedding.zero_mask_embedding(weights.shape[2])
+        if cropped.any():
+            starts = chunks.start + np.arange(part.start, part.stop)[cropped] * chunks.step
+            crops = audio.crop_chunks(self.native, self.sample_rate, starts, chunks.duration, embedding.sample_rate)
+            features = embedding.fbank(crops)
+            if self.keep:
+                self.kept[start] = (crops, features)
+            if run.any():
+                out[run] = embedding(features[run[cropped]], weights[run])
+        self.embeddings[part] = out
+        with self.condition:
+            self.done += len(weights)
+            self.condition.notify_all()
+
+    def finish(self, progress: Progress | None = None) -> np.ndarray:
+        """Embed what is left on this thread too, wait for the workers; (chunks, speakers, dim)."""
+        while True:
+            start = self._take(wait=False)
+            if start is not None:
+                self._run(start)
+            with self.condition:
+                if start is None and self.done < self.num_chunks and not self.error:
+                    self.condition.wait()
+                if self.error:
+                    raise self.error
+                done = self.done
+            if progress:
+                progress("embeddings", done, self.num_chunks)
+            if done >= self.num_chunks:
+                return self.embeddings
+
+    @property
+    def crops(self) -> list[np.ndarray]:
+        return [self.kept[start][0] for start in sorted(self.kept)]
+
+    @property
+    def features(self) -> list[np.ndarray]:
+        return [self.kept[start][1] for start in sorted(self.kept)]
+
+    def close(self) -> None:
+        """Stop the workers (after the batch each is running)."""
+        with self.condition:
+            self.closed = True
+            self.condition.notify_all()
+        for thread in self.threads:
+            thread.join()
+
+    def __enter__(self) -> "Embedder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def segments_array(turns: list[reconstruct.Turn]) -> np.ndarray:

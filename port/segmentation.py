@@ -19,9 +19,10 @@ from .aggregate import SlidingWindow, aggregate, trim
 class Segmentation:
     """The ONNX segmentation model and what its metadata says about it."""
 
-    def __init__(self, path: str | Path, device: str = "auto", batch_size: int = 8):
+    def __init__(self, path: str | Path, device: str = "auto", batch_size: int = 16, threads: int | None = None):
+        """batch_size: chunks per ONNX run; threads: ONNX Runtime's intra-op threads (default: all cores)."""
         self.path = Path(path)
-        self.session = runtime.session(self.path, device=device)
+        self.session = runtime.session(self.path, device=device, threads=threads)
         self.meta = runtime.metadata(self.session)
         if self.meta.get("kind") != "segmentation":
             raise runtime.ModelError(f"{self.path} is not a segmentation model (kind: {self.meta.get('kind')})")

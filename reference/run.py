@@ -48,8 +48,24 @@ def _unused_plda():
     return PLDA.__new__(PLDA)
 
 
-def build_pipeline(segmentation_model, embedding_model, parameters: Parameters | None = None):
-    """SpeakerDiarization with the 3.1 configuration, instantiated."""
+def torch_device(device: str = "cpu") -> str:
+    """"cuda" or "cpu" for a --device choice of auto, cpu or cuda, as torch sees it."""
+    import torch
+
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        return "cpu"
+    if not torch.cuda.is_available():
+        from port.runtime import ModelError
+
+        raise ModelError("--device cuda asked for, but torch sees no CUDA device")
+    return "cuda"
+
+
+def build_pipeline(segmentation_model, embedding_model, parameters: Parameters | None = None, device: str = "cpu"):
+    """SpeakerDiarization with the 3.1 configuration, instantiated, on `device`.
+
+    On CUDA, TensorFloat-32 is off for parity (float32 matmuls and convolutions),
+    as pyannote's own `fix_reproducibility` also sets it in `apply()`."""
     from pyannote.audio.pipelines import SpeakerDiarization
 
     parameters = parameters or Parameters()
@@ -73,6 +89,12 @@ def build_pipeline(segmentation_model, embedding_model, parameters: Parameters |
             },
         }
     )
+    if torch_device(device) == "cuda":
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        pipeline.to(torch.device("cuda"))
     return pipeline
 
 

@@ -112,3 +112,18 @@ class Dumps:
 @pytest.fixture(scope="session")
 def dumps(tmp_path_factory, reference_pipeline, port_pipeline, torch_models) -> Dumps:
     return Dumps(tmp_path_factory.mktemp("dumps"), reference_pipeline, port_pipeline, torch_models)
+
+
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.gpu` tests need a CUDA device (for ONNX Runtime and torch): skipped without one."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return
+    from port import runtime
+
+    try:
+        runtime.resolve("cuda")
+    except runtime.ModelError as error:
+        skip = pytest.mark.skip(reason=str(error))
+        for item in gpu_items:
+            item.add_marker(skip)

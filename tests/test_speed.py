@@ -1,0 +1,84 @@
+"""The overlapped pipeline (workers), the GPU script's CPU dry run, and the CUDA path (marker `gpu`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from port.pipeline import Pipeline
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "tests" / "data" / "sample.wav"
+AMI = REPO.parent / "shared" / "audio" / "ami"
+
+
+def test_workers_change_nothing(onnx_folder, tmp_path):
+    """Two single-threaded workers (segmentation overlapped with fbank and trunk) and one
+    worker on all-core sessions dump bit-identical stages, in the same order, with a hook."""
+    import soundfile as sf
+
+    short = tmp_path / "short.wav"  # 14 s: 5 chunks, so batches of 4 meet the padded last chunk
+    data, rate = sf.read(SAMPLE, dtype="float32", frames=14 * 16000)
+    sf.write(short, data, rate)
+    results = []
+    for workers in (1, 2):
+        pipeline = Pipeline.from_folder(onnx_folder, device="cpu", workers=workers)
+        order = []
+        result = pipeline(short, hook=lambda stage, name, value: order.append((stage, name, value)))
+        results.append((result, order))
+    (one, one_order), (two, two_order) = results
+    assert [key[:2] for key in one_order] == [key[:2] for key in two_order]
+    for (stage, name, a), (_, _, b) in zip(one_order, two_order):
+        if isinstance(a, np.ndarray):
+            assert a.shape == b.shape and np.array_equal(a, b, equal_nan=True), (stage, name)
+    assert one.rttm == two.rttm and one.rttm
+    assert len(two_order) == len(one_order) > 20
+
+
+def test_gpu_script_dry_run(tmp_path):
+    """benchmarks/gpu.sh --dry-run: every step of the GPU measurement on the CPU with tiny
+    inputs; it writes gpu.json with both sides, RTF, peak RSS and identical RTTMs."""
+    if not any(AMI.glob("*.wav")):
+        pytest.skip(f"no AMI excerpts under {AMI}")
+    env = dict(os.environ, PY=sys.executable, AMI=str(AMI))
+    run = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh"), "--dry-run", "--out", str(tmp_path)],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu.json").read_text())
+    assert report["device"] == "cpu" and report["verify_exit"] == 0
+    assert len(report["verify"]["recordings"]) == 3
+    assert [round(m["minutes"], 1) for m in report["memory"]] == [0.2, 0.2, 0.3]
+    for m in report["memory"]:
+        assert m["rttm_identical"] is True
+        for side in ("port", "pyannote"):
+            assert m[side]["exit"] == 0 and m[side]["rtf"] > 0 and m[side]["peak_rss_mb"] > 100
+    speed = report["speed"]["results"][0]
+    assert speed["rttm_identical"] and speed["floor_s"] > 0 and speed["port_floor_ratio"] > 0
+    assert "pyannote" in run.stdout and "port" in run.stdout  # the table
+
+
+@pytest.mark.gpu
+def test_port_on_cuda_matches_cpu(onnx_folder):
+    """ONNX Runtime's CUDA provider: the RTTM the CPU gives, on the sample."""
+    cuda = Pipeline.from_folder(onnx_folder, device="cuda")
+    assert cuda.providers["embedding"] == "CUDAExecutionProvider"
+    assert cuda(SAMPLE).rttm == Pipeline.from_folder(onnx_folder, device="cpu")(SAMPLE).rttm
+
+
+@pytest.mark.gpu
+def test_reference_on_cuda_without_tf32(torch_models):
+    """pyannote on CUDA for the reference, TF32 off (parity with float32 on the CPU)."""
+    import torch
+
+    from reference.run import build_pipeline, run
+
+    pipeline = build_pipeline(*torch_models, device="cuda")
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    assert pipeline.device.type == "cuda"
+    assert run(SAMPLE, pipeline).rttm
