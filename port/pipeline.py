@@ -245,6 +245,7 @@ class Pipeline:
             hook("06-fbank", "out_waveforms", np.concatenate(embedder.crops))
             hook("06-fbank", "out_fbank", np.concatenate(embedder.features))
             hook("08-embeddings", "out_embeddings", embeddings)
+        embedder.release()  # the native audio, masks and kept crops are not needed any more
         return embeddings
 
     def cluster(self, embeddings, binarized, num_speakers, min_speakers, max_speakers, hook: Hook | None = None):
@@ -462,6 +463,11 @@ class Embedder:
     @property
     def features(self) -> list[np.ndarray]:
         return [self.kept[start][1] for start in sorted(self.kept)]
+
+    def release(self) -> None:
+        """Drop what only stages 06-08 need (the native audio above all: 230 MB an hour)."""
+        self.native = self.binarized = self.weights = None
+        self.kept = {}
 
     def close(self) -> None:
         """Stop the workers (after the batch each is running)."""
