@@ -48,7 +48,7 @@ def test_gpu_script_dry_run(tmp_path):
         pytest.skip(f"no AMI excerpts under {AMI}")
     env = dict(os.environ, PY=sys.executable, AMI=str(AMI))
     run = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh"), "--dry-run", "--out", str(tmp_path)],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads((tmp_path / "gpu.json").read_text())
     assert report["device"] == "cpu" and report["verify_exit"] == 0
