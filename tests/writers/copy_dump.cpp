@@ -2,6 +2,7 @@
 // (npy or txt) and write it again with the C++ writer, as a port would write its outputs.
 //   copy_dump SOURCE_RECORDING OUT_ROOT SIDE npy|txt [abort]
 // "abort" throws before commit(): nothing may appear under OUT_ROOT/SIDE.
+//   copy_dump sha256 FILE      prints sha256_file(FILE)
 #include "pyannote_dump.hpp"
 
 #include <iostream>
@@ -13,6 +14,10 @@ template <class T> void copy_as(pd::Writer& out, const std::string& stage, const
 }
 
 int main(int argc, char** argv) {
+    if (argc == 3 && std::string(argv[1]) == "sha256") {
+        std::cout << pd::sha256_file(argv[2]) << "\n";
+        return 0;
+    }
     if (argc < 5) {
         std::cerr << "usage: copy_dump SOURCE OUT_ROOT SIDE npy|txt [abort]\n";
         return 2;

@@ -2,12 +2,14 @@
 // (npy or txt) and write it again with the JavaScript writer, as a port would.
 //   node copy_dump.js SOURCE_RECORDING OUT_ROOT SIDE npy|txt [abort]
 // "abort" fails before commit: nothing may appear under OUT_ROOT/SIDE.
+//   node copy_dump.js sha256 FILE      prints sha256File(FILE)
 "use strict";
 const path = require("path");
 const pd = require("../../writers/pyannote_dump.js");
 
 const [source, root, side, format, abort] = process.argv.slice(2);
-try {
+if (source === "sha256") console.log(pd.sha256File(root));
+else try {
   const reference = new pd.Reader(source);
   const out = new pd.Writer(root, side, path.basename(source), { format });
   for (const stage of pd.STAGES) {

@@ -2,6 +2,7 @@
 // (npy or txt) and write it again with the Rust writer, as a port would write its outputs.
 //   copy_dump SOURCE_RECORDING OUT_ROOT SIDE npy|txt [abort]
 // "abort" fails before commit: nothing may appear under OUT_ROOT/SIDE.
+//   copy_dump sha256 FILE      prints sha256_file(FILE)
 #[path = "../../writers/pyannote_dump.rs"]
 mod pyannote_dump;
 
@@ -49,6 +50,16 @@ fn run(args: &[String]) -> Result<()> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 && args[1] == "sha256" {
+        match pyannote_dump::sha256_file(&args[2]) {
+            Ok(hex) => println!("{}", hex),
+            Err(e) => {
+                eprintln!("error: {}", e);
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     if args.len() < 5 {
         eprintln!("usage: copy_dump SOURCE OUT_ROOT SIDE npy|txt [abort]");
         std::process::exit(2);
