@@ -134,20 +134,25 @@ def _figure_drift(reference, candidate, noise, noise_chunks, chunk) -> tuple[str
         return None, notes
     figure, axes = plt.subplots(len(panels), 1, figsize=(13, 2.1 * len(panels)), sharex=True, squeeze=False)
     duration, step = chunk
+    with_noise = []
     for ax, (stage, name, times, drift) in zip(axes[:, 0], panels):
         ax.semilogy(times, np.maximum(drift, TINY), color="tab:red", lw=1.3, marker=".", ms=3, label="drift |candidate - pyannote|")
         stats = noise.get((stage, name))
-        if stats and stats.get("per_chunk_max") and noise_chunks:
+        if stats and stats.get("per_chunk_max") and len(stats["per_chunk_max"]) == len(noise_chunks):
             noise_times = np.asarray(noise_chunks) * step + duration / 2
             ax.semilogy(noise_times, np.maximum(stats["per_chunk_max"], TINY), color="0.35", lw=0, marker="o", ms=4,
                         label="pyannote's own float32 noise")
+            with_noise.append(f"{stage}/{name} (per chunk)")
         elif stats and stats.get("max") is not None:
             ax.axhline(max(stats["max"], TINY), color="0.35", ls="--", lw=1, label="pyannote's own float32 noise (max)")
+            with_noise.append(f"{stage}/{name} (max)")
         ax.set_ylabel("max |diff|")
         ax.set_title(f"{stage} / {name}", loc="left", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     axes[-1, 0].set_xlabel("time in the audio (s): per chunk (centre), per second for the waveform")
+    if with_noise:
+        notes.append("pyannote's own noise drawn for: " + ", ".join(with_noise))
     figure.tight_layout()
     return _png(figure), notes
 
@@ -277,6 +282,10 @@ def _figure_worst_chunk(reference, candidate, names, chunk) -> tuple[str | None,
                 ax.plot(times, a[:, k] * 0.8 + 1.1 * k, color=colours(k % 10), lw=1.6, label=f"speaker {k}")
                 ax.plot(times, b[:, k] * 0.8 + 1.1 * k, color=colours(k % 10), lw=1.0, ls="--")
             ax.set_yticks([1.1 * k + 0.4 for k in range(a.shape[-1])], [f"speaker {k}" for k in range(a.shape[-1])])
+            differ = np.any(a != b, axis=-1)
+            if differ.any():  # frames where the two sides' speakers differ
+                ax.plot(times[differ], np.full(int(differ.sum()), 1.1 * a.shape[-1]), "v", color="tab:red", ms=5,
+                        label="differs")
         ax.set_ylabel(what, fontsize=8)
         ax.set_title(f"{stage} / {name}, chunk {c} ({c * step:g} s to {c * step + duration:g} s): "
                      f"solid {names[0]}, dashed {names[1]}", loc="left", fontsize=10)

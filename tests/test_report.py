@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -18,12 +20,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _candidate_with_a_wrong_turn(port: Path, out: Path) -> Path:
-    """The port's dump with its first diarization turn 0.5 s late and one embedding off by 0.1."""
+    """The port's dump with its first diarization turn starting 0.5 s late and one embedding off by 0.1."""
     shutil.copytree(port, out)
     rttm = out / "14-annotation" / "out_diarization.rttm"
     lines = rttm.read_text().splitlines(keepends=True)
     fields = lines[0].split(" ")
-    fields[3] = f"{float(fields[3]) + 0.5:.3f}"
+    fields[3], fields[4] = f"{float(fields[3]) + 0.5:.3f}", f"{float(fields[4]) - 0.5:.3f}"  # same end
     rttm.write_text(" ".join(fields) + "".join(lines[1:]))
     embeddings = np.load(out / "08-embeddings" / "out_embeddings.npy")
     embeddings[1, 0] += np.float32(0.1)
@@ -59,6 +61,24 @@ def test_compare_report_page_holds_its_figures_and_renders(dumps, tmp_path):
     pixels = matplotlib.image.imread(shot)[..., :3]
     colourful = np.count_nonzero(np.ptp(pixels, axis=-1) > 0.2)  # red/blue plot ink, not grey text
     assert colourful > 5000, f"only {colourful} coloured pixels: the figures did not render"
+
+
+def test_pyannotes_noise_is_drawn_beside_the_drift_when_stored(dumps, tmp_path):
+    """noise.json (reference/noise.py's, beside the reference's manifest): per-chunk noise drawn."""
+    made = dumps("test_16k")
+    reference = tmp_path / "reference" / made["reference"].name
+    shutil.copytree(made["reference"], reference)
+    manifest = json.loads((reference / "manifest.json").read_text())
+    per_chunk = {"max": 3e-4, "p99": 1e-4, "per_chunk_max": [1e-4, 3e-4]}
+    (reference / "noise.json").write_text(json.dumps({
+        **{k: manifest[k] for k in ("audio_sha256", "segmentation_sha256", "embedding_sha256")},
+        "chunks": [0, 2], "stages": {"03-segmentation": {"chain": {"out_log_probs": per_chunk}}},
+    }))
+    text = html.unescape(report.write(tmp_path / "noise.html", reference, made["port"]).read_text())
+    assert "pyannote's own noise drawn for: 03-segmentation/out_log_probs (per chunk)" in text
+    (reference / "noise.json").write_text(json.dumps({"audio_sha256": "other", "stages": {}}))
+    text = html.unescape(report.write(tmp_path / "stale.html", reference, made["port"]).read_text())
+    assert "noise.json was measured on other audio: not drawn" in text
 
 
 def test_page_per_recording_when_several():
