@@ -56,7 +56,26 @@ def _png(figure) -> str:
 
 
 def _load(reader: DumpReader, stage: str, name: str):
+    """An array of a dump, memory-mapped when it is npy (an hour's chunks are gigabytes)."""
+    npy = reader.path / stage / f"{name}.npy"
+    if npy.is_file():
+        return np.load(npy, mmap_mode="r", allow_pickle=False)
     return np.asarray(reader.load(stage, name)) if reader.has(stage, name) else None
+
+
+def _blocks(n: int, size: int = 32):
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def _abs_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| in float64; 0 where both are NaN or the same infinity, inf where only one is NaN."""
+    a, b = np.array(a, dtype=np.float64, ndmin=1), np.array(b, dtype=np.float64, ndmin=1)
+    with np.errstate(invalid="ignore"):
+        difference = np.abs(a - b)
+    difference[(a == b) | (np.isnan(a) & np.isnan(b))] = 0.0
+    difference[np.isnan(difference)] = np.inf
+    return difference
 
 
 def _chunk_timing(reference: DumpReader) -> tuple[float, float]:
@@ -94,17 +113,20 @@ def load_noise(reference: DumpReader) -> tuple[dict, list[int], str]:
 # ----------------------------------------------------------------------------- drift
 def drift_over_time(stage: str, a: np.ndarray, b: np.ndarray, chunk: tuple[float, float]):
     """(times, max |a - b| per time bin): per chunk for chunked arrays, per second for 01."""
-    difference = np.abs(a.astype(np.float64) - b.astype(np.float64))
-    difference[np.isnan(a) & np.isnan(b)] = 0.0
-    difference[np.isnan(difference)] = np.inf  # NaN on one side only
     duration, step = chunk
-    if stage == "01-audio":
-        flat = difference.max(axis=0) if difference.ndim == 2 else difference.ravel()
-        seconds = int(np.ceil(flat.size / SAMPLE_RATE))
-        padded = np.zeros(seconds * SAMPLE_RATE)
-        padded[: flat.size] = flat
-        return np.arange(seconds) + 0.5, padded.reshape(seconds, SAMPLE_RATE).max(axis=1)
-    per_chunk = difference.reshape(len(difference), -1).max(axis=1)
+    if stage == "01-audio":  # (channels, samples): max per second, ten minutes at a time
+        a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+        per_second = []
+        for start in range(0, a.shape[-1], 600 * SAMPLE_RATE):
+            piece = _abs_difference(a[:, start : start + 600 * SAMPLE_RATE], b[:, start : start + 600 * SAMPLE_RATE]).max(axis=0)
+            seconds = int(np.ceil(piece.size / SAMPLE_RATE))
+            padded = np.zeros(seconds * SAMPLE_RATE)
+            padded[: piece.size] = piece
+            per_second.append(padded.reshape(seconds, SAMPLE_RATE).max(axis=1))
+        per_second = np.concatenate(per_second) if per_second else np.zeros(0)
+        return np.arange(len(per_second)) + 0.5, per_second
+    per_chunk = np.concatenate([_abs_difference(a[s], b[s]).reshape(s.stop - s.start, -1).max(axis=1)
+                                for s in _blocks(len(a))]) if len(a) else np.zeros(0)
     return np.arange(len(per_chunk)) * step + duration / 2, per_chunk
 
 
@@ -248,7 +270,7 @@ def worst_chunk(reference: DumpReader, candidate: DumpReader) -> tuple[int | Non
             return c, f"chunk {c}: {int(mismatches[c])} multilabel values differ"
     ref_lp, cand_lp = _load(reference, "03-segmentation", "out_log_probs"), _load(candidate, "03-segmentation", "out_log_probs")
     if ref_lp is not None and cand_lp is not None and ref_lp.shape == cand_lp.shape:
-        drift = np.abs(ref_lp.astype(np.float64) - cand_lp).reshape(len(ref_lp), -1).max(axis=1)
+        drift = drift_over_time("03-segmentation", ref_lp, cand_lp, (10.0, 1.0))[1]
         c = int(np.argmax(drift))
         return c, f"chunk {c}: largest log-probability drift {drift[c]:.3g}"
     return None, "the candidate has no segmentation (03/04 not implemented)"
@@ -267,7 +289,7 @@ def _figure_worst_chunk(reference, candidate, names, chunk) -> tuple[str | None,
     figure, axes = plt.subplots(len(present), 1, figsize=(13, 2.6 * len(present)), sharex=True, squeeze=False)
     colours = plt.get_cmap("tab10")
     for ax, (stage, name, what) in zip(axes[:, 0], present):
-        a, b = np.asarray(reference.load(stage, name))[c], np.asarray(candidate.load(stage, name))[c]
+        a, b = np.asarray(_load(reference, stage, name)[c]), np.asarray(_load(candidate, stage, name)[c])
         if frames is not None:
             times = c * step + frames[0] + np.arange(len(a)) * frames[2] + frames[1] / 2
         else:
@@ -327,19 +349,17 @@ def _summary_rows(reference: DumpReader, candidate: DumpReader, status: dict[str
             if name.endswith(".rttm"):
                 mismatched += int(reference.load(stage, name) != candidate.load(stage, name))
                 continue
-            a, b = np.asarray(reference.load(stage, name)), np.asarray(candidate.load(stage, name))
+            a, b = _load(reference, stage, name), _load(candidate, stage, name)
             if a.shape != b.shape:
                 mismatched += 1
             elif a.dtype.kind == "f" or b.dtype.kind == "f":
-                a, b = a.astype(np.float64), b.astype(np.float64)
-                same = (a == b) | (np.isnan(a) & np.isnan(b))  # equal, or NaN on both sides, or same inf
-                with np.errstate(invalid="ignore"):
-                    d = np.where(same, 0.0, np.abs(a - b))
-                mismatched += int(np.count_nonzero(np.isnan(d)))  # NaN on one side only
-                d = d[~np.isnan(d)]
-                worst = max(worst, float(d.max()) if d.size else 0.0)
+                for part in (_blocks(len(a)) if a.ndim else [()]):
+                    d = _abs_difference(a[part], b[part])
+                    mismatched += int(np.count_nonzero(np.isinf(d)))  # NaN or inf on one side only
+                    d = d[np.isfinite(d)]
+                    worst = max(worst, float(d.max()) if d.size else 0.0)
             else:
-                mismatched += int(np.count_nonzero(a != b))
+                mismatched += int(np.count_nonzero(np.asarray(a) != np.asarray(b)))
         if len(missing) == len(names):
             rows.append(f"<tr class='other'><td>{stage}</td><td>{html.escape(', '.join(names))}</td><td>-</td><td>-</td>"
                         f"<td>{html.escape(status.get(stage, 'not implemented'))}</td><td>not in the candidate</td></tr>")
