@@ -319,19 +319,20 @@ def _figure_worst_chunk(reference, candidate, names, chunk) -> tuple[str | None,
 
 
 # ----------------------------------------------------------------------------- page
-def _status(verdict) -> dict[str, str]:
-    """stage -> 'pass' / 'FAIL' / other status, from compare rows (.stage, .passed) or a
-    verdict object with .stages {stage: (.status)}; empty when none was given."""
+def _status(verdict) -> dict[str, tuple[str, str]]:
+    """stage -> (status, reason), from compare rows (.stage, .passed, .note) or a verdict
+    object with .stages {stage: (.status, .reason)}; empty when none was given."""
     if verdict is None:
         return {}
     stages = getattr(verdict, "stages", None)
     if isinstance(stages, dict):
-        return {s: str(getattr(v, "status", v)) for s, v in stages.items()}
-    out: dict[str, str] = {}
+        return {s: (str(getattr(v, "status", v)), str(getattr(v, "reason", "") or "")) for s, v in stages.items()}
+    out: dict[str, tuple[str, str]] = {}
     for row in verdict:
-        stage = row["stage"] if isinstance(row, dict) else row.stage
-        passed = row["passed"] if isinstance(row, dict) else row.passed
-        out[stage] = "FAIL" if (not passed or out.get(stage) == "FAIL") else "pass"
+        get = row.get if isinstance(row, dict) else lambda key, r=row: getattr(r, key, "")
+        failed = not get("passed") or out.get(get("stage"), ("",))[0] == "FAIL"
+        note = out.get(get("stage"), ("", ""))[1] or (f"{get('name')}: {get('note')}" if not get("passed") else "")
+        out[get("stage")] = ("FAIL" if failed else "pass", note)
     return out
 
 
@@ -362,11 +363,11 @@ def _summary_rows(reference: DumpReader, candidate: DumpReader, status: dict[str
                 mismatched += int(np.count_nonzero(np.asarray(a) != np.asarray(b)))
         if len(missing) == len(names):
             rows.append(f"<tr class='other'><td>{stage}</td><td>{html.escape(', '.join(names))}</td><td>-</td><td>-</td>"
-                        f"<td>{html.escape(status.get(stage, 'not implemented'))}</td><td>not in the candidate</td></tr>")
+                        f"<td>{html.escape(status.get(stage, ('not implemented',))[0])}</td><td>not in the candidate</td></tr>")
             continue
-        state = status.get(stage, "")
+        state, reason = status.get(stage, ("", ""))
         css = "pass" if state == "pass" else ("fail" if state.upper() == "FAIL" else "other")
-        note = f"missing: {', '.join(missing)}" if missing else ""
+        note = "; ".join(x for x in (reason, f"missing: {', '.join(missing)}" if missing else "") if x)
         rows.append(f"<tr class='{css}'><td>{stage}</td><td>{html.escape(', '.join(names))}</td>"
                     f"<td>{worst:.3g}</td><td>{mismatched}</td><td>{html.escape(state)}</td><td>{html.escape(note)}</td></tr>")
     return "\n".join(rows)
