@@ -45,8 +45,29 @@ fn error(message: String) -> Error {
 }
 
 // ----------------------------------------------------------------------------- number text
+/// x's first `digits` significant digits and decimal exponent (x > 0, finite), correctly
+/// rounded with ties to even as C's printf and Python do. Rust before 1.67 rounds exact
+/// ties up (16-bit audio samples such as 2/32768 = 6.103515625e-05 are ties at 9 digits),
+/// so a tie is settled here from x's exact expansion.
+fn significant(x: f64, digits: usize) -> (String, i32) {
+    let rounded = format!("{:.*e}", digits - 1, x);
+    let (mantissa, exponent) = rounded.split_once('e').unwrap();
+    let result = (mantissa.replace('.', ""), exponent.parse::<i32>().unwrap());
+    if !format!("{:.*e}", digits, x).split_once('e').unwrap().0.ends_with('5') {
+        return result;
+    }
+    let exact = format!("{:.767e}", x); // every digit a double has
+    let (all, exact_exponent) = exact.split_once('e').unwrap();
+    let all = all.replace('.', "");
+    let tie = all.as_bytes()[digits] == b'5' && all[digits + 1..].bytes().all(|c| c == b'0');
+    if tie && (all.as_bytes()[digits - 1] - b'0') % 2 == 0 {
+        return (all[..digits].to_string(), exact_exponent.parse().unwrap()); // round down to even
+    }
+    result
+}
+
 /// C's `%.<precision>g` (what port/dumps.py's write_text_array prints: 9 digits for
-/// float32, 17 for float64), built on Rust's correctly rounded `{:e}` / `{:.N}`.
+/// float32, 17 for float64).
 pub fn format_g(x: f64, precision: usize) -> String {
     if x.is_nan() {
         return "nan".into();
@@ -57,21 +78,27 @@ pub fn format_g(x: f64, precision: usize) -> String {
     if x == 0.0 {
         return if x.is_sign_negative() { "-0".into() } else { "0".into() };
     }
-    let scientific = format!("{:.*e}", precision - 1, x);
-    let (mantissa, exponent) = scientific.split_once('e').unwrap();
-    let exponent: i32 = exponent.parse().unwrap();
-    let strip = |s: &str| -> String {
+    let sign = if x < 0.0 { "-" } else { "" };
+    let (digits, exponent) = significant(x.abs(), precision);
+    let strip = |s: String| -> String {
         if s.contains('.') {
             s.trim_end_matches('0').trim_end_matches('.').to_string()
         } else {
-            s.to_string()
+            s
         }
     };
     if exponent >= -4 && exponent < precision as i32 {
-        strip(&format!("{:.*}", (precision as i32 - 1 - exponent) as usize, x))
+        let fixed = if exponent >= 0 {
+            let point = exponent as usize + 1;
+            format!("{}.{}", &digits[..point], &digits[point..])
+        } else {
+            format!("0.{}{}", "0".repeat((-exponent - 1) as usize), digits)
+        };
+        format!("{}{}", sign, strip(fixed))
     } else {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{}e{}{:02}", strip(mantissa), sign, exponent.abs())
+        let mantissa = strip(format!("{}.{}", &digits[..1], &digits[1..]));
+        let e_sign = if exponent < 0 { '-' } else { '+' };
+        format!("{}{}e{}{:02}", sign, mantissa, e_sign, exponent.abs())
     }
 }
 
