@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .compare import NOISE_FILE  # written by reference/noise.py beside the reference's manifest
 from .dumps import STAGES, DumpReader
 
 SAMPLE_RATE = 16000
@@ -35,7 +36,6 @@ FLOAT_SERIES = (
     ("06-fbank", "out_fbank"),
     ("08-embeddings", "out_embeddings"),  # (C, S, D)
 )
-NOISE_FILE = "noise.json"  # written by reference/noise.py beside the reference's manifest
 TINY = 1e-12  # where a log axis shows exact zeros
 
 
