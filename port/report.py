@@ -326,7 +326,14 @@ def _status(verdict) -> dict[str, tuple[str, str]]:
         return {}
     stages = getattr(verdict, "stages", None)
     if isinstance(stages, dict):
-        return {s: (str(getattr(v, "status", v)), str(getattr(v, "reason", "") or "")) for s, v in stages.items()}
+        first_failure: dict[str, str] = {}  # the first failing row of each stage, and where
+        for row in list(getattr(verdict, "chain", None) or []) + list(getattr(verdict, "isolated", None) or []):
+            if not getattr(row, "passed", True) and row.stage not in first_failure:
+                where = getattr(row, "where", None) or {}
+                at = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in where.items())
+                first_failure[row.stage] = f"{row.name}: {row.note}" + (f" (at {at})" if at else "")
+        return {s: (str(getattr(v, "status", v)), str(getattr(v, "reason", "") or first_failure.get(s, "")))
+                for s, v in stages.items()}
     out: dict[str, tuple[str, str]] = {}
     for row in verdict:
         get = row.get if isinstance(row, dict) else lambda key, r=row: getattr(r, key, "")
