@@ -521,6 +521,12 @@ def command_run(args) -> int:
     shipped = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
     shipped.dumps = str(root.resolve())
     entries = _run_all(console, shipped, [(name, path.resolve()) for name, path in recordings], setup if local else None)
+    if args.report:
+        from port import report as pictures
+
+        for e in entries:
+            page = pictures.write(args.report, root / "reference" / e["name"], root / "port" / e["name"], e.get("_verdict"), len(entries) > 1)
+            console.print(f"report: {page}")
 
     report = {
         "recordings": [{k: v for k, v in e.items() if not k.startswith("_")} for e in entries], "passed": all(e["passed"] for e in entries), "models": setup.models,
@@ -585,13 +591,15 @@ def _pairs(a: Path, b: Path) -> list[tuple[str, Path, Path]]:
 
 
 def command_compare(args) -> int:
+    from port import report as pictures
     from port.compare import judge, parse_stages
     from port.dumps import DumpReader
 
     console = _console()
     stages = parse_stages(args.stages)
     report = {"recordings": [], "passed": True, "stages": stages}
-    for name, a, b in _pairs(Path(args.reference), Path(args.candidate)):
+    pairs = _pairs(Path(args.reference), Path(args.candidate))
+    for name, a, b in pairs:
         reference, candidate = DumpReader(a), DumpReader(b)
         candidate.check({k: reference.manifest.get(k) for k in ("audio_sha256",)})
         verdict = judge(a, b, stages=stages)
@@ -599,6 +607,8 @@ def command_compare(args) -> int:
         if verdict.not_implemented:
             console.print(f"[red]not implemented: {', '.join(verdict.not_implemented)}[/red] "
                           "(use --stages to judge only the stages the candidate has)")
+        if args.report:
+            console.print(f"report: {pictures.write(args.report, a, b, verdict, len(pairs) > 1)}")
         report["passed"] &= passed
         report["recordings"].append({**verdict.as_dict(), "name": name,
                                      "stages_flat": [row.as_dict() for row in verdict.chain]})
@@ -656,6 +666,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     run.add_argument("--format", choices=["npy", "txt"], default="npy", help="dump format")
     run.add_argument("--json", help="write the table and timings as JSON")
+    run.add_argument("--report", help="write an HTML page of pictures (one per recording: NAME-<recording>.html when several)")
     run.add_argument("--dumps", default=str(DUMPS), help="dump root (default: dumps/)")
     run.add_argument("-j", "--jobs", type=int, default=1, help="recordings verified in parallel (local processes)")
     run.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786): fan the recordings out to its workers")
@@ -668,6 +679,7 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("reference")
     compare.add_argument("candidate")
     compare.add_argument("--json", help="write the comparison as JSON")
+    compare.add_argument("--report", help="write an HTML page of pictures (one per recording: NAME-<recording>.html when several)")
     compare.add_argument("--stages", help="judge only these stages, e.g. 01-05 or 01-05,08 (the others are excluded)")
     compare.set_defaults(func=command_compare)
 
