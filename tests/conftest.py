@@ -115,7 +115,13 @@ def dumps(tmp_path_factory, reference_pipeline, port_pipeline, torch_models) -> 
 
 
 def pytest_collection_modifyitems(config, items):
-    """`@pytest.mark.gpu` tests need a CUDA device (for ONNX Runtime and torch): skipped without one."""
+    """`@pytest.mark.slow` tests run only when asked for (`-m slow`); `@pytest.mark.gpu` tests
+    need a CUDA device (for ONNX Runtime and torch): skipped without one."""
+    if "slow" not in (config.getoption("markexpr") or ""):
+        skip_slow = pytest.mark.skip(reason="slow: run with -m slow")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip_slow)
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return

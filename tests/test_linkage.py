@@ -340,9 +340,7 @@ def test_module_imports_no_torch():
 
 
 @pytest.mark.slow
-def test_linkage_10000_x_256(request):
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("slow (about 1 minute): run with -m slow")
+def test_linkage_10000_x_256():
     rng = np.random.default_rng(2024)
     Z = assert_same_linkage(blobs_on_sphere(rng, 10_000, k=8))
     assert_fcluster_everywhere(Z, max_thresholds=20)
