@@ -475,25 +475,21 @@ class Verdict:
     passed: bool
     first_failure: str | None
     rows: list[dict] = field(default_factory=list)  # every compared value, isolated then chain
+    noise: str = ""  # where the noise the drift was judged against came from
 
 
 def judge(reference_dir: Path, candidate_dir: Path, pipeline) -> Verdict:
-    """`verify.py run`'s verdict on one recording: isolated rows (each stage of `pipeline`
-    on the reference's inputs) and chain rows (the candidate's dump tree); the first
-    failing stage is the first isolated failure in pipeline order, else the first chain
-    failure. The one place to switch to `port.compare.judge` when it lands."""
-    from port.compare import compare_trees, compare_values, first_failure
-    from port.stages import run_stage
+    """`verify.py run`'s verdict on one recording (`port.compare.judge`): isolated rows
+    (each stage of `pipeline` on the reference's inputs) and chain rows (the candidate's
+    dump tree), drift judged against pyannote's own float32 noise when the reference
+    dump carries it (noise.json), fixed ceilings otherwise; the first failing stage is
+    the first isolated failure in pipeline order, else the first failing stage."""
+    from port.compare import judge as harness_judge
 
-    chain_rows = compare_trees(reference_dir, candidate_dir, chain=True)
-    reference = DumpReader(reference_dir)
-    isolated_rows = []
-    for stage in STAGES:
-        for name, value in run_stage(stage, reference, pipeline).items():
-            isolated_rows.append(compare_values(stage, name, reference.load(stage, name), value))
-    first = first_failure(isolated_rows) or first_failure(chain_rows)
-    rows = [{"check": "isolated", **r.as_dict()} for r in isolated_rows] + [{"check": "chain", **r.as_dict()} for r in chain_rows]
-    return Verdict(first is None, first, rows)
+    verdict = harness_judge(reference_dir, candidate_dir, pipeline=pipeline)
+    rows = [{"check": "isolated", **r.as_dict()} for r in verdict.isolated]
+    rows += [{"check": "chain", **r.as_dict()} for r in verdict.chain]
+    return Verdict(verdict.passed, verdict.first_failure, rows, verdict.noise)
 
 
 def same_dumps(a: Path, b: Path) -> bool:
@@ -518,8 +514,9 @@ class Bench:
     """Reference dumps (made once per recording, kept under `root`), the unmutated port's
     dumps and verdict, and mutated runs judged against them."""
 
-    def __init__(self, root: Path, pipeline, reference_pipeline=None, manifest: dict | None = None):
+    def __init__(self, root: Path, pipeline, reference_pipeline=None, manifest: dict | None = None, torch_models=None):
         self.root = Path(root)
+        self.torch_models = torch_models  # (segmentation, embedding): pyannote's noise is measured with them
         self.pipeline = pipeline
         self.reference_pipeline = reference_pipeline
         self.manifest = manifest or {}
@@ -567,6 +564,12 @@ class Bench:
         """The unmutated port on this recording: it must pass."""
         if name not in self.baselines:
             folder = self._port(name, self.root, "port")
+            if self.torch_models is not None:
+                from reference import noise
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    noise.ensure(self.reference(name), *self.torch_models, folder)
             self.baselines[name] = (folder, judge(self.reference(name), folder, self.pipeline))
         return self.baselines[name]
 
@@ -590,7 +593,7 @@ class Bench:
                 rttm_changed = (DumpReader(candidate).load("14-annotation", "out_diarization.rttm")
                                 != DumpReader(reference).load("14-annotation", "out_diarization.rttm"))
             per[name] = {"effect": changed, "caught": not verdict.passed, "first_failure": verdict.first_failure,
-                         "rttm_changed": rttm_changed, "seconds": round(time.perf_counter() - began, 1)}
+                         "rttm_changed": rttm_changed, "noise": verdict.noise, "seconds": round(time.perf_counter() - began, 1)}
         return summarise(mutation, per)
 
 
@@ -683,7 +686,7 @@ def main(argv=None) -> int:
             return 2
         catalogue = [m for m in catalogue if m.name in wanted]
 
-    from port.pipeline import Pipeline
+    from port.pipeline import Parameters, Pipeline
     from reference import export, models
     from reference.run import build_pipeline
 
@@ -691,8 +694,9 @@ def main(argv=None) -> int:
         warnings.simplefilter("ignore")
         seg, emb = models.fixture_segmentation(), models.fixture_embedding()
         folder = export.export(seg, emb)["segmentation"].parent
-        manifest = {"segmentation_sha256": models.checksum(seg), "embedding_sha256": models.checksum(emb), "models": "fixture"}
-        bench = Bench(Path(args.dumps), Pipeline.from_folder(folder, device="cpu"), build_pipeline(seg, emb), manifest)
+        manifest = {"segmentation_sha256": models.checksum(seg), "embedding_sha256": models.checksum(emb), "models": "fixture",
+                    "parameters": Parameters().as_dict()}
+        bench = Bench(Path(args.dumps), Pipeline.from_folder(folder, device="cpu"), build_pipeline(seg, emb), manifest, (seg, emb))
 
     rows = []
     began = time.perf_counter()

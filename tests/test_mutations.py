@@ -1,7 +1,7 @@
 """The mutation matrix's fast subset: realistic porting bugs must be caught at their stage.
 
 `benchmarks/mutations.py` runs the whole catalogue on the bundled recordings; here a
-few mutations, one per part of the pipeline, run on test_16k (the session's reference
+few mutations, one per part of the pipeline, run on sample.wav (the session's reference
 dumps, fixture models) and must each make the harness fail first at the stage where
 the bug lives, while the unmutated port passes.
 """
@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.mutations import CATALOGUE, Bench, memoised, score, summarise
 
-RECORDING = "test_16k"
+RECORDING = "sample"
 FAST = (
     "powerset_bitmask_order",
     "count_truncated",
