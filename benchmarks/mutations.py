@@ -592,9 +592,26 @@ class Bench:
                 changed = not same_dumps(baseline_dir, candidate) or verdict.rows != baseline.rows
                 rttm_changed = (DumpReader(candidate).load("14-annotation", "out_diarization.rttm")
                                 != DumpReader(reference).load("14-annotation", "out_diarization.rttm"))
+            failing = [r for r in verdict.rows if not r["passed"]]
             per[name] = {"effect": changed, "caught": not verdict.passed, "first_failure": verdict.first_failure,
-                         "rttm_changed": rttm_changed, "noise": verdict.noise, "seconds": round(time.perf_counter() - began, 1)}
+                         "rttm_changed": rttm_changed, "noise": verdict.noise,
+                         "within_fixed_ceilings": bool(failing) and all(_within_ceiling(r) for r in failing),
+                         "failures": [{k: r.get(k) for k in ("check", "stage", "name", "max_abs", "noise_ratio", "note")}
+                                      for r in failing[:4]],
+                         "seconds": round(time.perf_counter() - began, 1)}
         return summarise(mutation, per)
+
+
+def _within_ceiling(row: dict) -> bool:
+    """A failing float row whose drift is within the stage's fixed bound (atol / chain_atol):
+    failed only by the noise-based rule."""
+    from port.compare import tolerances
+
+    if row.get("kind") != "float" or row.get("mismatches"):
+        return False
+    config = tolerances()[row["stage"]]
+    atol = config.get("chain_atol", config.get("atol", 0.0)) if row["check"] == "chain" else config.get("atol", 0.0)
+    return row["max_abs"] <= float(atol)
 
 
 def summarise(mutation: Mutation, per: dict[str, dict], ran: bool = True) -> dict:
@@ -614,6 +631,7 @@ def summarise(mutation: Mutation, per: dict[str, dict], ran: bool = True) -> dic
         "first_failure": first,
         "at_expected_stage": first == mutation.stage,
         "rttm_changed": any(r.get("rttm_changed") for r in per.values()),
+        "noise_verdict_only": bool(caught) and all(r.get("within_fixed_ceilings") for r in caught),
         "reason": mutation.inert if status == "no effect" else "",
         "recordings": per,
     }
