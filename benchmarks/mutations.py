@@ -665,6 +665,8 @@ def _table(rows: list[dict], total: dict):
             result = f"[dim]no effect: {r['reason']}[/dim]"
         elif r["status"] == "not run":
             result = "[dim]not run: the unmutated port fails on its recordings[/dim]"
+        elif _crash(r):
+            result = f"[yellow]port crashed[/yellow]: {_crash(r)}"
         elif r["caught"]:
             result = "[green]caught[/green]" + ("" if r["at_expected_stage"] else " [yellow](other stage)[/yellow]")
         else:
@@ -674,12 +676,20 @@ def _table(rows: list[dict], total: dict):
     return table
 
 
+def _crash(row: dict) -> str:
+    """The error a mutated port stopped with (no dump to judge), shortened; '' if none."""
+    errors = [r["error"] for r in row["recordings"].values() if r.get("error")]
+    return errors[0].splitlines()[0][:90] if errors else ""
+
+
 def markdown(rows: list[dict], total: dict) -> str:
     lines = ["| mutation: the bug | recordings | expected stage | first failing stage | result | RTTM changed |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         if r["status"] in ("no effect", "not run"):
             result = f"{r['status']}: {r['reason'] or 'the unmutated port fails on its recordings'}"
+        elif _crash(r):
+            result = f"port crashed: {_crash(r)}"
         else:
             result = "caught" if r["caught"] and r["at_expected_stage"] else ("caught elsewhere" if r["caught"] else "**missed**")
         lines.append(f"| `{r['mutation']}`: {r['bug']} | {', '.join(r['recordings']) or '-'} | {r['expected_stage']} | "
