@@ -1,0 +1,790 @@
+#!/usr/bin/env python3
+"""The mutation matrix: how many realistic porting bugs the harness catches, and where.
+
+    python benchmarks/mutations.py                    # every mutation, table and score
+    python benchmarks/mutations.py --only fbank_povey_window,count_floor
+    python benchmarks/mutations.py --json mutations.json
+
+Each mutation is one bug that real ports of pyannote have had (wrong fbank options,
+frame timing, resampler, powerset order, count rounding, clustering details, ...),
+applied to the port one at a time by monkeypatching a port function or parameter
+inside a context manager (no file is edited). The mutated port is run on bundled
+recordings and judged exactly as ``verify.py run`` judges a port: chain comparison of
+its dump tree plus isolated comparison of every stage on the reference's inputs;
+the first failing stage is the first isolated failure in pipeline order, else the
+first chain failure.
+
+A mutation whose port output (every dumped value, and every isolated comparison) is
+identical to the unmutated port's on all its recordings changed nothing the harness
+could see: it is shown as "no effect", with the reason, and not scored.
+
+Score: caught / counted, and how many were first caught at the stage where the bug
+lives. Models: the fixture models (reference/fixtures), exported to ONNX.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ContextManager
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from port import audio, clustering, embedding, reconstruct, segmentation  # noqa: E402
+from port import fbank as kaldi  # noqa: E402
+from port.aggregate import SlidingWindow, aggregate, trim  # noqa: E402
+from port.dumps import STAGES, DumpReader  # noqa: E402
+
+DATA = REPO / "tests" / "data"
+RECORDINGS = {
+    "sample": DATA / "sample.wav",  # 16 kHz mono, 30 s, lengths a multiple of the step
+    "test_with_noise_48k": DATA / "test_with_noise_48k.wav",  # resampled 48 -> 16 kHz
+    "ami_padded": DATA / "ami_padded.wav",  # last chunk zero-padded (23.45 s)
+    "ami_8k": DATA / "ami_8k.wav",  # upsampled 8 -> 16 kHz
+    "ami_stereo": DATA / "ami_stereo.wav",  # different speech per channel: downmix
+}
+
+
+# ----------------------------------------------------------------------------- patching
+@contextlib.contextmanager
+def replaced(original: Callable, replacement: Callable):
+    """Bind `replacement` wherever a port module holds `original` (module globals and
+    `from ... import` names alike), for the duration of the block."""
+    spots = []
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "port" or name.startswith("port.")):
+            continue
+        for attr, value in list(vars(module).items()):
+            if value is original:
+                spots.append((module, attr))
+    if not spots:
+        raise RuntimeError(f"{original!r} is bound nowhere in port/: the mutation would do nothing")
+    for module, attr in spots:
+        setattr(module, attr, replacement)
+    try:
+        yield
+    finally:
+        for module, attr in spots:
+            setattr(module, attr, original)
+
+
+@contextlib.contextmanager
+def attribute(owner, name: str, value):
+    """Set `owner.name = value` for the duration of the block."""
+    had = name in vars(owner)
+    old = vars(owner).get(name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        if had:
+            setattr(owner, name, old)
+        else:
+            delattr(owner, name)
+
+
+class _Numpy:
+    """numpy with a few functions swapped: a port module's ``np`` during a mutation."""
+
+    def __init__(self, **overrides):
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+class _Float16Session:
+    """An ONNX session whose inputs and outputs go through float16 (half-precision inference)."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def run(self, names, feeds):
+        half = {k: np.asarray(v).astype(np.float16).astype(np.float32) for k, v in feeds.items()}
+        return [np.asarray(o).astype(np.float16).astype(np.float32) for o in self.session.run(names, half)]
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+class _Memo:
+    """An ONNX session remembering its outputs by input bytes. Models are pure functions
+    of their inputs, so a mutation that leaves a model's inputs unchanged gets the same
+    outputs without running it again; one that changes them misses and runs it."""
+
+    def __init__(self, session):
+        self.session = session
+        self.cache: dict = {}
+
+    def run(self, names, feeds):
+        import hashlib
+
+        key = [repr(names)]
+        for k in sorted(feeds):
+            v = np.ascontiguousarray(feeds[k])
+            key.append(f"{k}{v.dtype}{v.shape}{hashlib.blake2b(v.tobytes(), digest_size=16).hexdigest()}")
+        key = "|".join(key)
+        if key not in self.cache:
+            self.cache[key] = self.session.run(names, feeds)
+        return [np.array(o) for o in self.cache[key]]
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+@contextlib.contextmanager
+def memoised(pipeline):
+    """Memoise the pipeline's ONNX sessions (segmentation, embedding trunk and head)."""
+    spots = [(pipeline.segmentation, "session")]
+    spots += [(pipeline.embedding, n) for n in ("trunk", "head", "whole") if n in vars(pipeline.embedding)]
+    with contextlib.ExitStack() as stack:
+        for owner, name in spots:
+            stack.enter_context(attribute(owner, name, _Memo(getattr(owner, name))))
+        yield
+
+
+def _fbank_with(**options) -> Callable:
+    """`port.fbank.fbank` called with some Kaldi options changed."""
+    original = kaldi.fbank
+
+    def mutated(waveforms, **kwargs):
+        return original(waveforms, **{**kwargs, **options})
+
+    return lambda p: replaced(original, mutated)
+
+
+# ----------------------------------------------------------------------------- the bugs
+def _resample_poly(waveform, orig_freq, new_freq):
+    """scipy's polyphase resampler (Kaiser window) instead of torchaudio's windowed sinc."""
+    from scipy.signal import resample_poly
+
+    if orig_freq == new_freq:
+        return waveform
+    g = math.gcd(int(orig_freq), int(new_freq))
+    x = np.asarray(waveform, dtype=np.float64)
+    return resample_poly(x, int(new_freq) // g, int(orig_freq) // g, axis=-1).astype(np.asarray(waveform).dtype)
+
+
+def _first_channel(waveform):
+    """Keep channel 0 instead of averaging the channels."""
+    return np.asarray(waveform)[:1].astype(np.float32)
+
+
+def _iter_chunks_end_aligned(waveform, window_size, step_size, batch_size):
+    """The last chunk taken as the file's last 10 s (no zero padding)."""
+    _, num_samples = waveform.shape
+    num_chunks, has_last_chunk = segmentation.chunk_layout(num_samples, window_size, step_size)
+    for c in range(0, num_chunks, batch_size):
+        starts = np.arange(c, min(c + batch_size, num_chunks)) * step_size
+        yield waveform[0][starts[:, None] + np.arange(window_size)[None, :]][:, None, :]
+    if has_last_chunk:
+        if num_samples >= window_size:
+            yield waveform[None, :, num_samples - window_size :]
+        else:
+            padded = np.zeros((1, 1, window_size), dtype=waveform.dtype)
+            padded[0, :, :num_samples] = waveform
+            yield padded
+
+
+def _speaker_count_floor(binarized, chunks, frames, warm_up=(0.0, 0.0)):
+    """speaker_count with the average truncated (astype) instead of rounded."""
+    trimmed, trimmed_chunks = trim(binarized, chunks, warm_up=warm_up)
+    count, count_frames = aggregate(
+        np.sum(trimmed, axis=-1, keepdims=True), trimmed_chunks, frames, hamming=False, missing=0.0
+    )
+    return count.astype(np.uint8), count_frames
+
+
+_speaker_count = segmentation.speaker_count
+
+
+def _speaker_count_warm_up(binarized, chunks, frames, warm_up=(0.0, 0.0)):
+    """speaker_count with pyannote 3.0's warm-up (0.1 s of each chunk's ends dropped)."""
+    return _speaker_count(binarized, chunks, frames, warm_up=(0.1, 0.1))
+
+
+def _to_multilabel_last_max(log_probs, mapping):
+    """argmax keeping the last maximum on ties (numpy/torch keep the first)."""
+    if mapping is None:
+        return log_probs
+    flipped = log_probs[..., ::-1]
+    best = log_probs.shape[-1] - 1 - np.argmax(flipped, axis=-1)
+    return mapping[best].astype(np.float32)
+
+
+def _masks_no_fallback(binarized, min_num_frames, exclude_overlap=True):
+    """Overlap always excluded, even when it leaves a speaker too few frames."""
+    keep = 1.0 * (np.sum(binarized, axis=2, keepdims=True) < 2) if exclude_overlap else 1.0
+    used = np.nan_to_num(binarized * keep, nan=0.0).astype(np.float32)
+    return np.ascontiguousarray(used.transpose(0, 2, 1))
+
+
+def _filter_counting_overlap(embeddings, segmentations, min_active_ratio=0.2):
+    """filter_embeddings counting every active frame, overlapped ones too."""
+    _, num_frames, _ = segmentations.shape
+    active = np.sum(segmentations, axis=1) >= min_active_ratio * num_frames
+    valid = ~np.any(np.isnan(embeddings), axis=2)
+    chunk_idx, speaker_idx = np.where(active * valid)
+    return embeddings[chunk_idx, speaker_idx], chunk_idx, speaker_idx
+
+
+def _linkage_median(y, method="centroid", metric="euclidean"):
+    """scipy's median (WPGMC) linkage where pyannote asks for centroid (UPGMC)."""
+    from scipy.cluster.hierarchy import linkage
+
+    return linkage(y, method="median", metric=metric)
+
+
+def _argmin_last(a, axis=None, **kwargs):
+    """argmin keeping the last minimum on ties (scipy's scans keep the first)."""
+    a = np.asarray(a)
+    if axis is None:
+        return a.size - 1 - int(np.argmin(a.ravel()[::-1]))
+    return a.shape[axis] - 1 - np.argmin(np.flip(a, axis=axis), axis=axis)
+
+
+_fcluster = clustering.fcluster
+
+
+def _fcluster_strict(Z, t, criterion="distance"):
+    """fcluster keeping merges strictly below the threshold (< instead of <=)."""
+    if criterion == "distance":
+        t = np.nextafter(float(t), -np.inf)
+    return _fcluster(Z, t, criterion=criterion)
+
+
+def _all_clusters_large(clusters, min_cluster_size):
+    """min_cluster_size ignored: small clusters are never merged into large ones."""
+    cluster_unique, cluster_counts = np.unique(clusters, return_counts=True)
+    return cluster_unique, cluster_counts, cluster_unique
+
+
+_cluster = clustering.cluster
+
+
+def _cluster_unnormalised(*args, **kwargs):
+    """Linkage on raw embeddings: the L2 normalisation (metric="cosine") skipped."""
+    return _cluster(*args, **{**kwargs, "metric": "euclidean"})
+
+
+_assign = clustering.assign_embeddings
+
+
+def _assign_hungarian(*args, **kwargs):
+    """constrained_argmax (Hungarian) where the 3.1 pipeline takes the plain argmax."""
+    return _assign(*args, **{**kwargs, "constrained": True})
+
+
+def _reconstruct_sum(segmentations, chunks, hard_clusters, count, count_frames):
+    """reconstruct summing, not max-ing, local speakers assigned to one cluster."""
+    num_chunks, num_frames, _ = segmentations.shape
+    num_clusters = np.max(hard_clusters) + 1
+    clustered = np.nan * np.zeros((num_chunks, num_frames, num_clusters))
+    for c, (clusters, seg) in enumerate(zip(hard_clusters, segmentations)):
+        for k in np.unique(clusters):
+            if k == -2:
+                continue
+            clustered[c, :, k] = np.sum(seg[:, clusters == k], axis=1)
+    return reconstruct.to_diarization(clustered, chunks, count, count_frames)
+
+
+_to_diarization = reconstruct.to_diarization
+
+
+def _to_diarization_reversed_ties(segmentations, chunks, count, count_frames):
+    """to_diarization ranking clusters with argsort(a)[::-1]: ties in reverse order."""
+    with attribute(reconstruct, "np", _Numpy(argsort=lambda a, axis=-1: np.argsort(-a, axis=axis)[..., ::-1])):
+        return _to_diarization(segmentations, chunks, count, count_frames)
+
+
+def _labels_by_appearance(turns):
+    """Speakers named in order of first speech, not by cluster index."""
+    order = []
+    for turn in sorted(turns, key=lambda t: (t.start, t.end)):
+        if turn.label not in order:
+            order.append(turn.label)
+    return {k: f"SPEAKER_{i:02d}" for i, k in enumerate(order)}
+
+
+def _frame_starts(self, n):
+    """Turn boundaries at frame starts instead of frame middles."""
+    return self.start + np.arange(n) * self.step
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    stage: str  # where the bug lives: the stage the harness should name first
+    bug: str  # what the port does wrong, one line
+    apply: Callable  # apply(pipeline) -> context manager
+    recordings: tuple[str, ...] = ("sample",)
+    inert: str = ""  # why it may change nothing on these recordings
+
+
+def _powerset_bitmask_order(p):
+    """Powerset classes in bitmask order ({}, {0}, {1}, {0,1}, {2}, ...) instead of pyannote's
+    by-size order ({}, {0}, {1}, {2}, {0,1}, ...)."""
+    mapping = p.segmentation.mapping
+    bits = mapping @ (2 ** np.arange(mapping.shape[1]))
+    return attribute(p.segmentation, "mapping", mapping[np.argsort(bits, kind="stable")])
+
+
+def _frame_step_from_count(p):
+    """Frame step as duration / frames per chunk (10 s / 589) instead of the receptive field's."""
+    field_ = p.segmentation.receptive_field
+    wrong = SlidingWindow(field_.start, field_.duration, p.segmentation.duration / p.segmentation.num_frames)
+    return attribute(p.segmentation, "receptive_field", wrong)
+
+
+def _float16(owner_attr):
+    def apply(p):
+        owner = p.segmentation if owner_attr == "segmentation" else p.embedding
+        name = "session" if owner_attr == "segmentation" else "trunk"
+        return attribute(owner, name, _Float16Session(getattr(owner, name)))
+
+    return apply
+
+
+def _dither(p):
+    """Kaldi's default dither (1.0): Gaussian noise added to every sample before framing."""
+    original = kaldi.fbank
+    rng = np.random.default_rng(0)
+
+    def mutated(waveforms, **kwargs):
+        x = np.asarray(waveforms, dtype=np.float32)
+        return original(x + rng.standard_normal(x.shape).astype(np.float32), **kwargs)
+
+    return replaced(original, mutated)
+
+
+def _unscaled(p):
+    """Waveform fed to fbank in [-1, 1] (the x 2**15 of compute_fbank forgotten)."""
+    original = kaldi.fbank
+
+    def mutated(waveforms, **kwargs):
+        return original(np.asarray(waveforms, dtype=np.float32) / np.float32(1 << 15), **kwargs)
+
+    return replaced(original, mutated)
+
+
+def _param(name, value):
+    return lambda p: attribute(p.parameters, name, value)
+
+
+def _swap(original, replacement):
+    return lambda p: replaced(original, replacement)
+
+
+def _numpy_in(module, **overrides):
+    return lambda p: attribute(module, "np", _Numpy(**overrides))
+
+
+CATALOGUE: tuple[Mutation, ...] = (
+    Mutation("resample_poly", "01-audio", "scipy.signal.resample_poly instead of torchaudio's windowed-sinc resampler",
+             _swap(audio.resample, _resample_poly), ("test_with_noise_48k", "ami_8k")),
+    Mutation("downmix_first_channel", "01-audio", "stereo taken as its first channel instead of the channel mean",
+             _swap(audio.downmix, _first_channel), ("ami_stereo",)),
+    Mutation("last_chunk_end_aligned", "02-chunks", "last chunk = the file's last 10 s instead of a zero-padded window",
+             _swap(segmentation.iter_chunks, _iter_chunks_end_aligned), ("ami_padded",)),
+    Mutation("segmentation_float16", "03-segmentation", "segmentation model run in float16 (inputs and outputs)",
+             _float16("segmentation")),
+    Mutation("powerset_bitmask_order", "04-multilabel", "powerset classes in bitmask order, not pyannote's by-size order",
+             _powerset_bitmask_order),
+    Mutation("multilabel_last_max", "04-multilabel", "powerset argmax keeps the last maximum on ties",
+             _swap(segmentation.to_multilabel, _to_multilabel_last_max),
+             inert="no two powerset log-probabilities of a frame are exactly equal"),
+    Mutation("frame_step_duration_over_frames", "05-count", "frame step 10 s / 589 frames instead of the receptive field's step",
+             _frame_step_from_count),
+    Mutation("count_truncated", "05-count", "speaker count truncated (astype) instead of rounded",
+             _swap(segmentation.speaker_count, _speaker_count_floor)),
+    Mutation("count_warm_up", "05-count", "speaker count with 0.1 s warm-up trimmed (pyannote 3.0's default)",
+             _swap(segmentation.speaker_count, _speaker_count_warm_up)),
+    Mutation("fbank_povey_window", "06-fbank", "Kaldi's default povey window instead of WeSpeaker's hamming",
+             _fbank_with(window_type="povey")),
+    Mutation("fbank_no_preemphasis", "06-fbank", "pre-emphasis 0 instead of 0.97",
+             _fbank_with(preemphasis_coefficient=0.0)),
+    Mutation("fbank_dither", "06-fbank", "Kaldi's default dither 1.0 instead of WeSpeaker's 0.0", _dither),
+    Mutation("fbank_no_snip_edges", "06-fbank", "snip_edges=False (reflected edges, one more frame)",
+             _fbank_with(snip_edges=False)),
+    Mutation("fbank_low_freq_0", "06-fbank", "mel banks from 0 Hz instead of Kaldi's 20 Hz",
+             _fbank_with(low_freq=0.0)),
+    Mutation("fbank_no_mean_centring", "06-fbank", "features not mean-centred over time",
+             _swap(kaldi._time_mean, lambda features: np.zeros_like(features[:, :1]))),
+    Mutation("fbank_unscaled", "06-fbank", "waveform not scaled by 2**15 before fbank",
+             _unscaled),
+    Mutation("fbank_log_floor_float64_eps", "06-fbank", "log floor at float64 epsilon instead of float32's",
+             lambda p: attribute(kaldi, "_EPSILON", np.float64(np.finfo(np.float64).eps)), ("ami_padded",)),
+    Mutation("masks_keep_overlap", "07-masks", "overlapping frames not excluded from embedding masks",
+             _param("exclude_overlap", False)),
+    Mutation("masks_no_min_frames_fallback", "07-masks", "no fallback to the full mask when too few clean frames remain",
+             _swap(embedding.masks, _masks_no_fallback), ("sample", "ami_padded"),
+             inert="no speaker is left with too few non-overlapped frames"),
+    Mutation("embedding_float16", "08-embeddings", "embedding trunk run in float16 (fbank in, features out)",
+             _float16("embedding")),
+    Mutation("filter_counts_overlap", "09-filter", "filter_embeddings counts overlapped frames as clean",
+             _swap(clustering.filter_embeddings, _filter_counting_overlap), ("sample", "ami_padded")),
+    Mutation("linkage_median", "10-linkage", "median (WPGMC) linkage instead of centroid (UPGMC)",
+             _swap(clustering.linkage, _linkage_median), ("sample", "ami_padded")),
+    Mutation("linkage_last_min_ties", "10-linkage", "nearest-neighbour scans keep the last minimum on ties",
+             _numpy_in(clustering, argmin=_argmin_last), ("sample", "ami_padded"),
+             inert="no two candidate distances are exactly equal"),
+    Mutation("cluster_unnormalised", "11-fcluster", "embeddings not L2-normalised before linkage (in AgglomerativeClustering.cluster)",
+             _swap(clustering.cluster, _cluster_unnormalised), ("sample", "ami_padded")),
+    Mutation("fcluster_strict_threshold", "11-fcluster", "fcluster keeps merges with height < t instead of <= t",
+             _swap(clustering.fcluster, _fcluster_strict), ("sample", "ami_padded"),
+             inert="no merge height equals the threshold, and no speaker constraint made pyannote walk the dendrogram"),
+    Mutation("no_min_cluster_size_merge", "11-fcluster", "small clusters (< min_cluster_size) not merged into large ones",
+             _swap(clustering._large_clusters, _all_clusters_large), ("sample", "ami_padded")),
+    Mutation("assign_hungarian", "12-assign", "Hungarian (constrained_argmax) where the 3.1 pipeline takes the argmax",
+             _swap(clustering.assign_embeddings, _assign_hungarian), ("sample", "ami_padded"),
+             inert="no chunk had two local speakers assigned to one cluster"),
+    Mutation("reconstruct_sum", "13-reconstruct", "local speakers of one cluster summed instead of max-ed",
+             _swap(reconstruct.reconstruct, _reconstruct_sum), ("sample", "ami_padded"),
+             inert="no chunk had two local speakers assigned to one cluster"),
+    Mutation("diarization_reversed_ties", "13-reconstruct", "clusters ranked by argsort(a)[::-1]: equal activations in reverse order",
+             _swap(reconstruct.to_diarization, _to_diarization_reversed_ties), ("sample", "ami_padded")),
+    Mutation("min_duration_off_0.5", "14-annotation", "min_duration_off 0.5 s from another configuration instead of 0.0",
+             _param("min_duration_off", 0.5), ("sample", "ami_padded")),
+    Mutation("labels_by_first_turn", "14-annotation", "speakers named by first appearance instead of cluster index",
+             _swap(reconstruct.speaker_labels, _labels_by_appearance), ("sample", "ami_padded"),
+             inert="cluster indices already follow the order of first speech"),
+    Mutation("turns_at_frame_starts", "14-annotation", "turn boundaries at frame starts instead of frame middles",
+             lambda p: attribute(SlidingWindow, "middles", _frame_starts)),
+)
+
+
+# ----------------------------------------------------------------------------- judging
+@dataclass
+class Verdict:
+    passed: bool
+    first_failure: str | None
+    rows: list[dict] = field(default_factory=list)  # every compared value, isolated then chain
+    noise: str = ""  # where the noise the drift was judged against came from
+
+
+def judge(reference_dir: Path, candidate_dir: Path, pipeline) -> Verdict:
+    """`verify.py run`'s verdict on one recording (`port.compare.judge`): isolated rows
+    (each stage of `pipeline` on the reference's inputs) and chain rows (the candidate's
+    dump tree), drift judged against pyannote's own float32 noise when the reference
+    dump carries it (noise.json), fixed ceilings otherwise; the first failing stage is
+    the first isolated failure in pipeline order, else the first failing stage."""
+    from port.compare import judge as harness_judge
+
+    verdict = harness_judge(reference_dir, candidate_dir, pipeline=pipeline)
+    rows = [{"check": "isolated", **r.as_dict()} for r in verdict.isolated]
+    rows += [{"check": "chain", **r.as_dict()} for r in verdict.chain]
+    return Verdict(verdict.passed, verdict.first_failure, rows, verdict.noise)
+
+
+def same_dumps(a: Path, b: Path) -> bool:
+    """Whether two dump trees hold the same names with bit-identical values."""
+    ra, rb = DumpReader(a), DumpReader(b)
+    for stage in STAGES:
+        names = ra.names(stage)
+        if names != rb.names(stage):
+            return False
+        for name in names:
+            x, y = ra.load(stage, name), rb.load(stage, name)
+            if isinstance(x, str) or isinstance(y, str):
+                if x != y:
+                    return False
+            elif not (x.shape == y.shape and x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f")):
+                return False
+    return True
+
+
+# ----------------------------------------------------------------------------- running
+class Bench:
+    """Reference dumps (made once per recording, kept under `root`), the unmutated port's
+    dumps and verdict, and mutated runs judged against them."""
+
+    def __init__(self, root: Path, pipeline, reference_pipeline=None, manifest: dict | None = None, torch_models=None):
+        self.root = Path(root)
+        self.torch_models = torch_models  # (segmentation, embedding): pyannote's noise is measured with them
+        self.pipeline = pipeline
+        self.reference_pipeline = reference_pipeline
+        self.manifest = manifest or {}
+        self.references: dict[str, Path] = {}
+        self.paths: dict[str, Path] = dict(RECORDINGS)
+        self.baselines: dict[str, tuple[Path, Verdict]] = {}
+
+    def add_reference(self, name: str, path: Path, reference_dir: Path, baseline_dir: Path | None = None) -> None:
+        """Use dumps already made (the tests' session dumps) of the recording at `path`."""
+        self.paths[name] = Path(path)
+        self.references[name] = Path(reference_dir)
+        if baseline_dir is not None:
+            self.baselines[name] = (Path(baseline_dir), judge(reference_dir, baseline_dir, self.pipeline))
+
+    def reference(self, name: str) -> Path:
+        if name not in self.references:
+            from port.dumps import DumpError, DumpWriter
+            from reference import run as reference_run
+
+            path = self.paths[name]
+            manifest = {**self.manifest, "uri": path.stem, "audio_sha256": reference_run.sha256_file(path)}
+            folder = self.root / "reference" / name
+            try:
+                DumpReader(folder).check(manifest)
+                fresh = DumpReader(folder).manifest.get("uri") == path.stem
+            except DumpError:
+                fresh = False
+            if not fresh:
+                with warnings.catch_warnings(), DumpWriter(self.root, "reference", name) as writer:
+                    warnings.simplefilter("ignore")
+                    reference_run.run(path, self.reference_pipeline, hook=writer)
+                    writer.commit(manifest)
+            self.references[name] = folder
+        return self.references[name]
+
+    def _port(self, name: str, root: Path, side: str) -> Path:
+        from port.dumps import DumpWriter
+
+        with DumpWriter(root, side, name) as writer:
+            self.pipeline(self.paths[name], hook=writer)
+            writer.commit({**self.manifest, "uri": name})
+        return root / side / name
+
+    def baseline(self, name: str) -> tuple[Path, Verdict]:
+        """The unmutated port on this recording: it must pass."""
+        if name not in self.baselines:
+            folder = self._port(name, self.root, "port")
+            if self.torch_models is not None:
+                from reference import noise
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    noise.ensure(self.reference(name), *self.torch_models, folder)
+            self.baselines[name] = (folder, judge(self.reference(name), folder, self.pipeline))
+        return self.baselines[name]
+
+    def run(self, mutation: Mutation, recordings: tuple[str, ...] | None = None) -> dict:
+        """Run one mutation on its recordings; the row of the matrix."""
+        per: dict[str, dict] = {}
+        for name in recordings or mutation.recordings:
+            reference = self.reference(name)
+            baseline_dir, baseline = self.baseline(name)
+            began = time.perf_counter()
+            with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
+                with mutation.apply(self.pipeline):
+                    try:
+                        candidate = self._port(name, Path(tmp), "port")
+                        verdict = judge(reference, candidate, self.pipeline)
+                    except Exception as error:  # a crash is a loud bug, but say it plainly
+                        per[name] = {"effect": True, "caught": True, "first_failure": None,
+                                     "error": f"{type(error).__name__}: {error}", "rttm_changed": None}
+                        continue
+                changed = not same_dumps(baseline_dir, candidate) or verdict.rows != baseline.rows
+                rttm_changed = (DumpReader(candidate).load("14-annotation", "out_diarization.rttm")
+                                != DumpReader(reference).load("14-annotation", "out_diarization.rttm"))
+            failing = [r for r in verdict.rows if not r["passed"]]
+            per[name] = {"effect": changed, "caught": not verdict.passed, "first_failure": verdict.first_failure,
+                         "rttm_changed": rttm_changed, "noise": verdict.noise,
+                         "within_fixed_ceilings": bool(failing) and all(_within_ceiling(r) for r in failing),
+                         "failures": [{k: r.get(k) for k in ("check", "stage", "name", "max_abs", "noise_ratio", "note")}
+                                      for r in failing[:4]],
+                         "seconds": round(time.perf_counter() - began, 1)}
+        return summarise(mutation, per)
+
+
+def _within_ceiling(row: dict) -> bool:
+    """A failing float row whose drift is within the stage's fixed bound (atol / chain_atol):
+    failed only by the noise-based rule."""
+    from port.compare import tolerances
+
+    if row.get("kind") != "float" or row.get("mismatches"):
+        return False
+    config = tolerances()[row["stage"]]
+    atol = config.get("chain_atol", config.get("atol", 0.0)) if row["check"] == "chain" else config.get("atol", 0.0)
+    return row["max_abs"] <= float(atol)
+
+
+def summarise(mutation: Mutation, per: dict[str, dict], ran: bool = True) -> dict:
+    effect = [r for r in per.values() if r["effect"]]
+    caught = [r for r in effect if r["caught"]]
+    firsts = [r["first_failure"] for r in caught if r["first_failure"]]
+    first = min(firsts, key=STAGES.index) if firsts else None
+    status = "no effect" if not effect else ("caught" if len(caught) == len(effect) and caught else "MISSED")
+    if not ran:
+        status = "not run"
+    return {
+        "mutation": mutation.name,
+        "bug": mutation.bug,
+        "expected_stage": mutation.stage,
+        "status": status,
+        "caught": status == "caught",
+        "first_failure": first,
+        "at_expected_stage": first == mutation.stage,
+        "rttm_changed": any(r.get("rttm_changed") for r in per.values()),
+        "noise_verdict_only": bool(caught) and all(r.get("within_fixed_ceilings") for r in caught),
+        "reason": mutation.inert if status == "no effect" else "",
+        "recordings": per,
+    }
+
+
+def score(rows: list[dict]) -> dict:
+    counted = [r for r in rows if r["status"] not in ("no effect", "not run")]
+    caught = [r for r in counted if r["caught"]]
+    at_stage = [r for r in caught if r["at_expected_stage"]]
+    return {
+        "mutations": len(rows),
+        "counted": len(counted),
+        "no_effect": sum(r["status"] == "no effect" for r in rows),
+        "not_run": sum(r["status"] == "not run" for r in rows),
+        "caught": len(caught),
+        "at_expected_stage": len(at_stage),
+        "caught_ratio": len(caught) / len(counted) if counted else None,
+        "at_expected_stage_ratio": len(at_stage) / len(counted) if counted else None,
+    }
+
+
+# ----------------------------------------------------------------------------- main
+def _table(rows: list[dict], total: dict):
+    from rich.table import Table
+
+    table = Table(title="mutation matrix (fixture models)", title_justify="left")
+    for column in ("mutation", "expected stage", "first failing stage", "result", "RTTM changed", "recordings"):
+        table.add_column(column)
+    for r in rows:
+        if r["status"] == "no effect":
+            result = f"[dim]no effect: {r['reason']}[/dim]"
+        elif r["status"] == "not run":
+            result = "[dim]not run: the unmutated port fails on its recordings[/dim]"
+        elif _crash(r):
+            result = f"[yellow]port crashed[/yellow]: {_crash(r)}"
+        elif r["caught"]:
+            result = "[green]caught[/green]" + ("" if r["at_expected_stage"] else " [yellow](other stage)[/yellow]")
+        else:
+            result = "[red]MISSED[/red]"
+        table.add_row(r["mutation"], r["expected_stage"], r["first_failure"] or "-", result,
+                      "yes" if r["rttm_changed"] else "no", ", ".join(r["recordings"]))
+    return table
+
+
+def _crash(row: dict) -> str:
+    """The error a mutated port stopped with (no dump to judge), shortened; '' if none."""
+    errors = [r["error"] for r in row["recordings"].values() if r.get("error")]
+    return errors[0].splitlines()[0][:90] if errors else ""
+
+
+def markdown(rows: list[dict], total: dict) -> str:
+    lines = ["| mutation: the bug | recordings | expected stage | first failing stage | result | RTTM changed |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["status"] in ("no effect", "not run"):
+            result = f"{r['status']}: {r['reason'] or 'the unmutated port fails on its recordings'}"
+        elif _crash(r):
+            result = f"port crashed: {_crash(r)}"
+        else:
+            result = "caught" if r["caught"] and r["at_expected_stage"] else ("caught elsewhere" if r["caught"] else "**missed**")
+        lines.append(f"| `{r['mutation']}`: {r['bug']} | {', '.join(r['recordings']) or '-'} | {r['expected_stage']} | "
+                     f"{r['first_failure'] or '-'} | {result} | {'yes' if r['rttm_changed'] else 'no'} |")
+    lines.append(f"\n{total['caught']} of {total['counted']} counted mutations caught, {total['at_expected_stage']} first at the "
+                 f"expected stage; {total['no_effect']} without effect on these recordings.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="comma-separated mutation names")
+    parser.add_argument("--json", help="write the matrix and score as JSON")
+    parser.add_argument("--markdown", help="write the matrix as a markdown table")
+    parser.add_argument("--dumps", default=str(REPO / "dumps" / "mutations"), help="where reference dumps are kept")
+    parser.add_argument("--list", action="store_true", help="list the catalogue and exit")
+    args = parser.parse_args(argv)
+
+    from rich.console import Console
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    catalogue = list(CATALOGUE)
+    if args.list:
+        for m in catalogue:
+            console.print(f"{m.name:36} {m.stage:16} {m.bug}")
+        return 0
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = sorted(set(wanted) - {m.name for m in catalogue})
+        if unknown:
+            console.print(f"unknown mutation: {', '.join(unknown)} (see --list)")
+            return 2
+        catalogue = [m for m in catalogue if m.name in wanted]
+
+    from port.pipeline import Parameters, Pipeline
+    from reference import export, models
+    from reference.run import build_pipeline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seg, emb = models.fixture_segmentation(), models.fixture_embedding()
+        folder = export.export(seg, emb)["segmentation"].parent
+        manifest = {"segmentation_sha256": models.checksum(seg), "embedding_sha256": models.checksum(emb), "models": "fixture",
+                    "parameters": Parameters().as_dict()}
+        bench = Bench(Path(args.dumps), Pipeline.from_folder(folder, device="cpu"), build_pipeline(seg, emb), manifest, (seg, emb))
+
+    rows = []
+    began = time.perf_counter()
+    from rich.progress import Progress
+
+    with memoised(bench.pipeline), Progress(console=console, transient=True) as progress:
+        recordings = sorted({r for m in catalogue for r in m.recordings}, key=list(RECORDINGS).index)
+        task = progress.add_task("reference and unmutated port", total=len(recordings))
+        baselines = {}
+        for name in recordings:
+            progress.update(task, description=f"pyannote + unmutated port: {name}")
+            _, verdict = bench.baseline(name)
+            baselines[name] = {"passed": verdict.passed, "first_failure": verdict.first_failure, "noise": verdict.noise}
+            if not verdict.passed:  # a mutation on it would prove nothing
+                console.print(f"[red]the unmutated port fails on {name} (first at {verdict.first_failure}): "
+                              "no mutation is run on it[/red]")
+            progress.advance(task)
+        usable = {name for name, b in baselines.items() if b["passed"]}
+        task = progress.add_task("mutations", total=len(catalogue))
+        for mutation in catalogue:
+            progress.update(task, description=f"mutation: {mutation.name}")
+            on = tuple(r for r in mutation.recordings if r in usable)
+            rows.append(bench.run(mutation, on) if on else summarise(mutation, {}, ran=False))
+            progress.advance(task)
+    total = score(rows)
+    console.print(_table(rows, total))
+    console.print(
+        f"{total['caught']} of {total['counted']} counted mutations caught, {total['at_expected_stage']} at the expected stage "
+        f"({100 * (total['at_expected_stage_ratio'] or 0):.0f} %); {total['no_effect']} without effect on these recordings; "
+        f"{time.perf_counter() - began:.0f} s"
+    )
+    report = {"models": "fixture", "score": total, "baselines": baselines, "mutations": rows, "recordings": {k: str(v.relative_to(REPO)) for k, v in RECORDINGS.items()}}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(rows, total))
+    ok = total["caught"] == total["counted"] and (total["at_expected_stage_ratio"] or 0) >= 0.9
+    return 0 if ok else 1
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupted)  # dumps are written atomically: nothing half-written
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

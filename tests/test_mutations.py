@@ -1,0 +1,83 @@
+"""The mutation matrix's fast subset: realistic porting bugs must be caught at their stage.
+
+`benchmarks/mutations.py` runs the whole catalogue on the bundled recordings; here a
+few mutations, one per part of the pipeline, run on sample.wav (the session's reference
+dumps, fixture models) and must each make the harness fail first at the stage where
+the bug lives, while the unmutated port passes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from benchmarks.mutations import CATALOGUE, Bench, memoised, score, summarise
+
+RECORDING = "sample"
+FAST = (
+    "powerset_bitmask_order",
+    "count_truncated",
+    "fbank_no_mean_centring",
+    "masks_keep_overlap",
+    "filter_counts_overlap",
+    "linkage_median",
+    "no_min_cluster_size_merge",
+    "turns_at_frame_starts",
+)
+BY_NAME = {m.name: m for m in CATALOGUE}
+
+
+@pytest.fixture(scope="module")
+def bench(dumps, onnx_folder, tmp_path_factory):
+    from port.pipeline import Pipeline
+
+    from .conftest import RECORDINGS
+
+    made = dumps(RECORDING)
+    pipeline = Pipeline.from_folder(onnx_folder, device="cpu")  # its own: mutations patch it
+    with memoised(pipeline):
+        bench = Bench(tmp_path_factory.mktemp("mutations"), pipeline)
+        bench.add_reference(RECORDING, RECORDINGS[RECORDING], made["reference"], made["port"])
+        yield bench
+
+
+def _port_bindings() -> dict:
+    return {(name, attr): value for name, module in list(sys.modules.items())
+            if name == "port" or name.startswith("port.") for attr, value in vars(module).items()}
+
+
+def test_catalogue_is_large_and_spans_the_pipeline():
+    from port.dumps import STAGES
+
+    assert len(CATALOGUE) >= 15
+    assert len({m.name for m in CATALOGUE}) == len(CATALOGUE)
+    assert all(m.stage in STAGES for m in CATALOGUE)
+    assert {m.stage for m in CATALOGUE} == set(STAGES)  # a bug in every stage
+
+
+def test_unmutated_port_passes(bench):
+    _, verdict = bench.baseline(RECORDING)
+    assert verdict.passed, f"unmutated port fails first at {verdict.first_failure}"
+    assert verdict.rows and all(row["passed"] for row in verdict.rows)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_mutation_caught_at_its_stage(bench, name):
+    mutation = BY_NAME[name]
+    before = _port_bindings()
+    row = bench.run(mutation, recordings=(RECORDING,))
+    assert _port_bindings() == before, "the mutation was not undone"
+    assert row["status"] == "caught", f"{name}: {row['status']} ({row['recordings']})"
+    assert row["first_failure"] == mutation.stage
+
+
+def test_no_effect_is_neither_caught_nor_missed():
+    mutation = BY_NAME["linkage_last_min_ties"]
+    inert = summarise(mutation, {"a": {"effect": False, "caught": False, "first_failure": None, "rttm_changed": False}})
+    missed = summarise(mutation, {"a": {"effect": True, "caught": False, "first_failure": None, "rttm_changed": False}})
+    caught = summarise(mutation, {"a": {"effect": True, "caught": True, "first_failure": "11-fcluster", "rttm_changed": True}})
+    assert inert["status"] == "no effect" and inert["reason"]
+    assert missed["status"] == "MISSED" and caught["status"] == "caught" and not caught["at_expected_stage"]
+    total = score([inert, missed, caught])
+    assert (total["counted"], total["caught"], total["at_expected_stage"], total["no_effect"]) == (2, 1, 0, 1)
