@@ -56,16 +56,29 @@ def build_long_recording(seconds: float, path: Path, sources: tuple[Path, ...] =
     return path
 
 
+def fixture_export(segmentation=None, embedding=None) -> Path:
+    """The ONNX export folder of the fixture models (cached by checksum). Named
+    explicitly: `python -m port` alone takes the newest export under models/, which
+    may be another model's (the pretrained segmentation's, say)."""
+    from reference import export, models
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        segmentation = segmentation or models.fixture_segmentation()
+        embedding = embedding or models.fixture_embedding()
+        return export.export(segmentation, embedding)["segmentation"].parent
+
+
 def pipelines(device: str = "cpu"):
     """(pyannote pipeline, port pipeline) on the same fixture weights."""
     from port.pipeline import Parameters, Pipeline
-    from reference import export, models
+    from reference import models
     from reference.run import build_pipeline
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         segmentation, embedding = models.fixture_segmentation(), models.fixture_embedding()
-        folder = export.export(segmentation, embedding)["segmentation"].parent
+        folder = fixture_export(segmentation, embedding)
         parameters = Parameters()
         return (build_pipeline(segmentation, embedding, parameters, device=device),
                 Pipeline.from_folder(folder, device=device, parameters=parameters))

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, GpuMemory, ami_sources, build_long_recording
+from common import REPO, GpuMemory, ami_sources, build_long_recording, fixture_export
 
 PYANNOTE_CHILD = """
 import sys, warnings, os
@@ -116,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--pyannote", action="store_true", help="also run pyannote.audio on the same audio")
-    parser.add_argument("--models", help="ONNX export folder (default: newest under models/)")
+    parser.add_argument("--models", help="ONNX export folder (default: the fixture models' export)")
     parser.add_argument("--audio", type=Path, help="measure on this file instead of building one")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="both sides (pyannote: torch, port: ONNX Runtime)")
     parser.add_argument("--ami", action="store_true", help="cycle the AMI excerpts in ../shared/audio/ami (default: the test audio)")
@@ -140,8 +140,8 @@ def main() -> None:
         audio = build_long_recording(args.minutes * 60, folder / f"long_{args.minutes:g}min.wav", **sources)
     port_rttm = folder / "port.rttm"
     command = [sys.executable, "-m", "port", str(audio), "--rttm", str(port_rttm), "--quiet", "--device", args.device]
-    if args.models:
-        command += ["--models", args.models]
+    # the fixture export unless told otherwise: the pyannote child runs the fixture models
+    command += ["--models", args.models or str(fixture_export())]
     import soundfile as sf
 
     duration = sf.info(str(audio)).duration
