@@ -496,25 +496,6 @@ def isolated_rows(reference: DumpReader, stage: str, pipeline, noise: dict | Non
     return rows
 
 
-def stage_summary(rows: list[Row]) -> dict[str, dict]:
-    """Per stage: worst max abs / rel, total mismatches, pass flag, names compared."""
-    summary: dict[str, dict] = {}
-    for row in rows:
-        entry = summary.setdefault(
-            row.stage, {"max_abs": 0.0, "max_rel": 0.0, "mismatches": 0, "bound": row.bound, "passed": True, "notes": []}
-        )
-        entry["max_abs"] = max(entry["max_abs"], row.max_abs) if not math.isnan(entry["max_abs"]) else entry["max_abs"]
-        if math.isnan(row.max_abs):
-            entry["max_abs"] = row.max_abs
-        entry["max_rel"] = max(entry["max_rel"], row.max_rel)
-        entry["mismatches"] += row.mismatches
-        entry["bound"] = max(entry["bound"], row.bound)
-        entry["passed"] &= row.passed
-        if row.note:
-            entry["notes"].append(f"{row.name}: {row.note}")
-    return summary
-
-
 def first_failure(rows: list[Row]) -> str | None:
     for row in rows:
         if not row.passed:
