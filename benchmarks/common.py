@@ -17,13 +17,16 @@ DATA = REPO / "tests" / "data"
 SAMPLE = DATA / "sample.wav"
 
 
-AMI = REPO.parent / "shared" / "audio" / "ami"
+AMI = Path(os.environ.get("AMI", REPO.parent / "shared" / "audio" / "ami"))
 TEST_SOURCES = tuple(DATA / name for name in ("sample.wav", "test_16k.wav", "test_with_noise_48k.wav"))
+# the AMI excerpts bundled in tests/data (16 kHz mono ones), where ../shared is not there
+BUNDLED_AMI = tuple(DATA / name for name in ("ami_trn03.wav", "ami_trn08.wav", "ami_padded.wav"))
 
 
 def ami_sources() -> tuple[Path, ...]:
-    """The AMI excerpts in ../shared/audio/ami (30 s each, more speakers than the test files)."""
-    sources = tuple(sorted(AMI.glob("*.wav")))
+    """The AMI excerpts in $AMI or ../shared/audio/ami (30 s each, more speakers than the
+    test files); on a machine without that folder, the three bundled in tests/data."""
+    sources = tuple(sorted(AMI.glob("*.wav"))) or tuple(p for p in BUNDLED_AMI if p.is_file())
     if not sources:
         raise SystemExit(f"no AMI excerpts under {AMI}")
     return sources

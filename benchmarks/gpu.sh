@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The GPU path, measured: one prepared command for one NVIDIA GPU (fits in ~8 minutes on an H100).
 #
-#     benchmarks/gpu.sh [--dry-run] [--out DIR]
+#     benchmarks/gpu.sh [--dry-run] [--out DIR] [--wheels DIR]
 #
-# 1. set-up: the README's venv (.venv, '.[reference,test]') unless it is there already
-#    (an offline machine needs PIP_FIND_LINKS=<wheelhouse> PIP_NO_INDEX=1)
-# 2. verify.py run --device cuda on the sample and two AMI excerpts: pyannote on CUDA
+# 1. set-up: the README's venv (.venv, '.[reference,test]') unless it is there already;
+#    or, on an offline machine whose Python already has torch (PY=python3), --wheels DIR:
+#    the wheels in DIR (and *.tar.xz unpacked wheels) go into DIR/site, put on PYTHONPATH
+#    (pip --no-index --no-deps). CUDA's libraries from the nvidia-* pip packages go on
+#    LD_LIBRARY_PATH, for onnxruntime's CUDA provider in processes that import no torch.
+# 2. verify.py run --device cuda on the sample and two AMI excerpts ($AMI or
+#    ../shared/audio/ami; else the two bundled in tests/data): pyannote on CUDA
 #    (TF32 off, see reference/run.py) against the port on ONNX Runtime's CUDA provider,
 #    every stage compared
 # 3. speed.py --device cuda on the sample: both warm, same process, best of 2
@@ -16,17 +20,20 @@
 #
 # --dry-run: the same steps on the CPU with tiny inputs (11 s crops, a 0.2 minute
 # recording, one repeat): what the tests run; it needs no GPU and installs nothing.
-# Exit status: 0 when every step ran and verify.py passed, else the first failure's.
+# Exit status: 0 when every step ran and verify.py passed, else verify.py's, else the
+# first failing step's (each step runs even when one before it failed).
 set -euo pipefail
 
 DRY=0
 OUT=gpu-results
+WHEELS=
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
     --out) OUT="$2"; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) echo "gpu.sh: unknown argument $1 (use --dry-run, --out DIR)" >&2; exit 2 ;;
+    --wheels) WHEELS=$(cd "$2" && pwd) || exit 2; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) echo "gpu.sh: unknown argument $1 (use --dry-run, --out DIR, --wheels DIR)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -38,13 +45,28 @@ OUT=$(cd "$OUT" && pwd)
 export PYANNOTE_METRICS_ENABLED=false HF_HUB_OFFLINE=1
 PY=${PY:-$REPO/.venv/bin/python}
 AMI=${AMI:-$REPO/../shared/audio/ami}
+if ls "$AMI"/*.wav >/dev/null 2>&1; then
+  export AMI; AMI_FILES=$(ls "$AMI"/*.wav)
+else  # no ../shared here: the AMI excerpts bundled with the tests
+  AMI_FILES="$REPO/tests/data/ami_trn03.wav $REPO/tests/data/ami_trn08.wav"
+fi
 say() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 
 say "set-up"
-if [ ! -x "$PY" ]; then
+if [ -n "$WHEELS" ]; then
+  SITE="$WHEELS/site"; mkdir -p "$SITE"
+  for archive in "$WHEELS"/*.tar.xz; do [ -e "$archive" ] && tar -xJf "$archive" -C "$SITE"; done
+  if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl
+  fi
+  export PYTHONPATH="$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}"
+  echo "wheels: $(ls "$WHEELS"/*.whl 2>/dev/null | wc -l) wheels, $(ls "$WHEELS"/*.tar.xz 2>/dev/null | wc -l) archives into $SITE"
+elif [ ! -x "$PY" ]; then
   if [ "$DRY" = 1 ]; then echo "gpu.sh: no python at $PY (set PY=)" >&2; exit 2; fi
   python3 -m venv .venv && .venv/bin/pip install -q -e '.[reference,test]'
 fi
+NVLIBS=$("$PY" -c "import glob, os, sys; print(':'.join(sorted({os.path.dirname(p) for d in sys.path if os.path.isdir(os.path.join(d, 'nvidia')) for p in glob.glob(os.path.join(d, 'nvidia', '*', 'lib', '*.so*'))})))" 2>/dev/null || true)
+[ -n "$NVLIBS" ] && export LD_LIBRARY_PATH="$NVLIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 "$PY" - <<'EOF'
 import onnxruntime, torch
 print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}"
@@ -55,7 +77,7 @@ EOF
 if [ "$DRY" = 1 ]; then
   DEVICE=cpu; REPEAT=1; LENGTHS="0.2"
   AUDIO="$OUT/audio"; mkdir -p "$AUDIO"
-  "$PY" - "$AUDIO" "$REPO/tests/data/sample.wav" $(ls "$AMI"/*.wav | head -2) <<'EOF'
+  "$PY" - "$AUDIO" "$REPO/tests/data/sample.wav" $(echo $AMI_FILES | cut -d' ' -f1-2) <<'EOF'
 import sys
 import soundfile as sf
 for path in sys.argv[2:]:  # 11 s crops: two chunks each
@@ -65,7 +87,7 @@ EOF
   FILES=$(ls "$AUDIO"/*.wav)
 else
   DEVICE=cuda; REPEAT=2; LENGTHS="10 60"
-  FILES="$REPO/tests/data/sample.wav $(ls "$AMI"/*.wav | head -2 | tr '\n' ' ')"
+  FILES="$REPO/tests/data/sample.wav $(echo $AMI_FILES | cut -d' ' -f1-2)"
 fi
 SAMPLE=$(echo $FILES | cut -d' ' -f1)
 
@@ -76,15 +98,28 @@ VERIFY=$?
 set -e
 echo "verify.py exit status: $VERIFY"
 
+STATUS=0
+step() {  # a failing step is reported and the next one still runs (one lease, every number)
+  "$@" || { code=$?; echo "gpu.sh: exit $code from: $*"; [ "$STATUS" != 0 ] || STATUS=$code; }
+}
+
 say "speed.py --device $DEVICE (sample)"
-"$PY" benchmarks/speed.py "$SAMPLE" --device $DEVICE --repeat $REPEAT --json "$OUT/speed.json"
+step "$PY" benchmarks/speed.py "$SAMPLE" --device $DEVICE --repeat $REPEAT --json "$OUT/speed.json"
 
 say "memory.py --device $DEVICE --pyannote"
-"$PY" benchmarks/memory.py --audio "$SAMPLE" --device $DEVICE --pyannote --keep "$OUT/long" --json "$OUT/memory-sample.json"
+step "$PY" benchmarks/memory.py --audio "$SAMPLE" --device $DEVICE --pyannote --keep "$OUT/long" --json "$OUT/memory-sample.json"
 for minutes in $LENGTHS; do
-  "$PY" benchmarks/memory.py --minutes $minutes --ami --device $DEVICE --pyannote --keep "$OUT/long" --json "$OUT/memory-$minutes.json"
+  step "$PY" benchmarks/memory.py --minutes $minutes --ami --device $DEVICE --pyannote --keep "$OUT/long" --json "$OUT/memory-$minutes.json"
+  if [ -z "${DIFFERS:-}" ] && grep -q '"rttm_identical": false' "$OUT/memory-$minutes.json" 2>/dev/null; then
+    DIFFERS=$(ls "$OUT"/long/*.wav | head -1)  # kept: verify.py says where the two part
+    mv "$DIFFERS" "$OUT/differs.wav"; DIFFERS="$OUT/differs.wav"
+  fi
   rm -f "$OUT"/long/*.wav
 done
+if [ -n "${DIFFERS:-}" ]; then
+  say "verify.py run --device $DEVICE on the first recording whose RTTMs differ"
+  step "$PY" verify.py run "$DIFFERS" --device $DEVICE --dumps "$OUT/dumps-differs" --json "$OUT/verify-differs.json"
+fi
 
 say "summary"
 "$PY" - "$OUT" "$DEVICE" "$VERIFY" <<'EOF'
@@ -93,9 +128,9 @@ from pathlib import Path
 out, device, verify = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 import torch
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-report = {"device": device, "gpu": gpu, "tf32": {"matmul": False, "cudnn": False},
-          "verify": json.loads((out / "verify.json").read_text()) if (out / "verify.json").is_file() else None,
-          "verify_exit": verify, "speed": json.loads((out / "speed.json").read_text()), "memory": []}
+load = lambda name: json.loads((out / name).read_text()) if (out / name).is_file() else None
+report = {"device": device, "gpu": gpu, "tf32": {"torch_matmul": False, "torch_cudnn": False, "onnxruntime": False},
+          "verify": load("verify.json"), "verify_exit": verify, "speed": load("speed.json"), "memory": []}
 for path in sorted(out.glob("memory-*.json"), key=lambda p: json.loads(p.read_text())["minutes"]):
     report["memory"].append(json.loads(path.read_text()))
 (out / "gpu.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -105,10 +140,11 @@ print(f"{'audio':<16}{'side':<10}{'wall s':>9}{'RTF':>8}{'host RSS MB':>13}{'GPU
 for m in report["memory"]:
     for side in ("pyannote", "port"):
         r = m[side]
-        same = "identical" if m.get("rttm_identical") else "DIFFERENT"
+        same = "identical" if m.get("rttm_identical") else f"DER {m.get('der_port_vs_pyannote', 1):.2%}"
         print(f"{m['audio'][:15]:<16}{side:<10}{r['seconds']:>9.1f}{r['rtf']:>8.3f}{mb(r['peak_rss_mb']):>13}{mb(r['gpu_memory_mb']):>8}  {same}")
-for r in report["speed"]["results"]:
+for r in (report["speed"] or {}).get("results", []):
     print(f"warm, same process, {r['audio']}: pyannote {r['pyannote_s']:.2f} s, port {r['port_s']:.2f} s "
           f"({r['ratio']:.1f}x), models alone {r['floor_s']:.2f} s (port/floor {r['port_floor_ratio']:.2f})")
 EOF
-exit $VERIFY
+[ "$VERIFY" != 0 ] && exit "$VERIFY"
+exit "$STATUS"

@@ -112,6 +112,17 @@ def tail(sizes: list[int]) -> list[dict]:
     return rows
 
 
+def rttm_der(reference: Path, hypothesis: Path) -> float:
+    """pyannote.metrics' DER of one RTTM against the other (no collar, overlap scored)."""
+    from pyannote.database.util import load_rttm
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    ref, hyp = (next(iter(load_rttm(path).values()), None) for path in (reference, hypothesis))
+    if ref is None or hyp is None:
+        return 0.0 if ref is None and hyp is None else 1.0
+    return float(DiarizationErrorRate()(ref, hyp))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60.0)
@@ -157,7 +168,11 @@ def main() -> None:
         print(f"pyannote: {report['pyannote']['seconds']:.1f} s, peak RSS {report['pyannote']['peak_rss_mb']:.0f} MB")
         if ref_rttm.is_file() and port_rttm.is_file():
             report["rttm_identical"] = ref_rttm.read_text() == port_rttm.read_text()
-            print("RTTM identical" if report["rttm_identical"] else "RTTM differs")
+            if report["rttm_identical"]:
+                print("RTTM identical")
+            else:
+                report["der_port_vs_pyannote"] = rttm_der(ref_rttm, port_rttm)
+                print(f"RTTM differs: DER of the port against pyannote {report['der_port_vs_pyannote']:.4%}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     failed = [side for side in ("port", "pyannote") if side in report and report[side]["exit"] != 0]

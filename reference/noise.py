@@ -127,7 +127,7 @@ def measure(reference_dir: str | Path, segmentation, embedding, candidate_dir: s
         put("02-chunks", "chain", "out_chunks", ref_chunks[index], chunks64, chunked=True)
 
         # 03: segmentation forward in float64, on the reference's chunks and on the float64 chain
-        model = copy.deepcopy(segmentation).double().eval()
+        model = copy.deepcopy(segmentation).cpu().double().eval()
         ref_log_probs = np.asarray(reference.load("03-segmentation", "out_log_probs"))[index]
         isolated = model(torch.from_numpy(ref_chunks[index].astype(np.float64))).numpy()
         put("03-segmentation", "isolated", "out_log_probs", ref_log_probs, isolated, chunked=True)
@@ -148,7 +148,7 @@ def measure(reference_dir: str | Path, segmentation, embedding, candidate_dir: s
         ])
         for mode in ("isolated", "chain"):
             put("06-fbank", mode, "out_waveforms", ref_crops, crops64, chunked=True)
-        emb = copy.deepcopy(embedding).double().eval()
+        emb = copy.deepcopy(embedding).cpu().double().eval()
         ref_fbank = np.asarray(reference.load("06-fbank", "out_fbank"))[index]
         fbank_iso = emb.compute_fbank(torch.from_numpy(ref_crops.astype(np.float64)))
         put("06-fbank", "isolated", "out_fbank", ref_fbank, fbank_iso.numpy(), chunked=True)
