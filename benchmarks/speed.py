@@ -7,6 +7,11 @@ of N minutes built from the test audio. Each pipeline runs once on the sample to
 up, then `--repeat` times per recording; the best run counts. Seconds per stage come from pyannote's own
 progress hook (segmentation, speaker counting, embeddings, the rest) and from the
 port's timers; the RTTMs must be identical for the ratio to be reported as valid.
+
+In the same run, in turns with the port: the port with the other number of workers
+(2 when the default is 1, as on a CPU; 1 on CUDA), and the floor (`floor_s`): the
+models alone (segmentation, trunk, head) on the same chunks and batches, the faster
+of the two settings. `port_floor_ratio` is the port end to end over that floor.
 """
 
 from __future__ import annotations
@@ -117,21 +122,23 @@ def _floor_once(jobs: list, workers: int) -> tuple[float, float]:
     return time.perf_counter() - began, time.process_time() - cpu
 
 
-def bench(path: Path, reference, port, repeat: int, one_worker=None) -> dict:
-    runs = {"pyannote": [], "port": [], "port_one_worker": []}
-    floors = {"workers": [], "one_worker": []}
+def bench(path: Path, reference, port, repeat: int, other=None) -> dict:
+    """Best of `repeat` for pyannote, the port at its default setting and, if given,
+    the port with the other number of workers (`other`), run in turns."""
+    runs = {"pyannote": [], "port": [], "other": []}
+    floors = {"port": [], "other": []}
     jobs = model_jobs(port, path)
-    one_jobs = model_jobs(one_worker, path) if one_worker else []
+    other_jobs = model_jobs(other, path) if other else []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(repeat):
             runs["pyannote"].append(_reference_once(reference, path))
         for _ in range(repeat):  # in turns: the same load for all three
             runs["port"].append(_port_once(port, path))
-            floors["workers"].append(_floor_once(jobs, port.workers))
-            if one_worker:
-                runs["port_one_worker"].append(_port_once(one_worker, path))
-                floors["one_worker"].append(_floor_once(one_jobs, 1))
+            floors["port"].append(_floor_once(jobs, port.workers))
+            if other:
+                runs["other"].append(_port_once(other, path))
+                floors["other"].append(_floor_once(other_jobs, other.workers))
     best = {side: min(r, key=lambda run: run[0]) for side, r in runs.items() if r}
     floor = {kind: (min(w for w, _ in f), min(c for _, c in f)) for kind, f in floors.items() if f}
     floor_s = min(wall for wall, _ in floor.values())
@@ -152,10 +159,13 @@ def bench(path: Path, reference, port, repeat: int, one_worker=None) -> dict:
         "port_cpu_s": port_cpu_s,
         "floor_cpu_s": floor_cpu_s,
         "port_floor_cpu_ratio": port_cpu_s / floor_cpu_s,
-        "floors": {kind: {"wall_s": w, "cpu_s": c} for kind, (w, c) in floor.items()},
+        # the floor is the faster of the two settings' models-alone times
+        "floors": {kind: {"workers": (port if kind == "port" else other).workers, "wall_s": w, "cpu_s": c}
+                   for kind, (w, c) in floor.items()},
         "workers": port.workers,
-        "port_one_worker_s": best["port_one_worker"][0] if "port_one_worker" in best else None,
-        "rttm_identical_one_worker": best["port_one_worker"][2] == best["pyannote"][2] if "port_one_worker" in best else None,
+        "other_workers": other.workers if other else None,
+        "port_other_workers_s": best["other"][0] if "other" in best else None,
+        "rttm_identical_other_workers": best["other"][2] == best["pyannote"][2] if "other" in best else None,
         "stages": {
             stage: {
                 "pyannote_s": best["pyannote"][1][stage],
@@ -189,14 +199,15 @@ def main() -> None:
         reference, port = pipelines(args.device)
         from port.pipeline import Pipeline
 
-        one_worker = Pipeline.from_folder(port.segmentation.path.parent, device=args.device,
-                                          parameters=port.parameters, workers=1)
+        # the setting the default is not (1 or 2 workers), timed beside it
+        other = Pipeline.from_folder(port.segmentation.path.parent, device=args.device,
+                                     parameters=port.parameters, workers=2 if port.workers == 1 else 1)
         warm_up(reference, port, paths[0])
-        _port_once(one_worker, paths[0])
+        _port_once(other, paths[0])
     results = []
     for path in paths:
         with console.status(f"timing {path.name}"):
-            results.append(bench(path, reference, port, args.repeat, one_worker))
+            results.append(bench(path, reference, port, args.repeat, other))
 
     import onnxruntime
     import torch
@@ -211,9 +222,10 @@ def main() -> None:
         "port_workers": port.workers,
         "port_batches": {"segmentation": port.segmentation.batch_size, "embedding": port.embedding.batch_size},
     }
-    table = Table(title=f"port vs pyannote.audio 4.0.7, fixture weights, {machine['cores']} cores, {port.providers['embedding']}")
+    table = Table(title=f"port ({port.workers} worker{'s' if port.workers > 1 else ''}) vs pyannote.audio 4.0.7, "
+                        f"fixture weights, {machine['cores']} cores, {port.providers['embedding']}")
     for column in ("audio", "pyannote s", "port s", "speed-up", "floor s", "port/floor", "port/floor CPU",
-                   "1 worker s", "segmentation", "embeddings", "rest", "RTTM"):
+                   f"{other.workers} worker{'s' if other.workers > 1 else ''} s", "segmentation", "embeddings", "rest", "RTTM"):
         table.add_column(column, justify="left" if column in ("audio", "RTTM") else "right")
     for r in results:
         table.add_row(
@@ -224,7 +236,7 @@ def main() -> None:
             f"{r['floor_s']:.2f}",
             f"{r['port_floor_ratio']:.2f}",
             f"{r['port_floor_cpu_ratio']:.2f}",
-            f"{r['port_one_worker_s']:.2f}",
+            f"{r['port_other_workers_s']:.2f}",
             *(f"{r['stages'][s]['ratio']:.1f}x" for s in STAGES),
             "identical" if r["rttm_identical"] else "DIFFERENT",
         )

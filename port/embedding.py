@@ -85,13 +85,14 @@ class Embedding:
             self._zero = self.head.run(None, {"frames": frames, "weights": weights})[0][0, 0]
         return self._zero
 
-    def __call__(self, fbank: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """fbank (chunks, fbank_frames, mel) + weights (chunks, speakers, frames) -> (chunks, speakers, dim)."""
+    def __call__(self, fbank: np.ndarray, weights: np.ndarray, last: bool = False) -> np.ndarray:
+        """fbank (chunks, fbank_frames, mel) + weights (chunks, speakers, frames) -> (chunks, speakers, dim).
+        `last`: the recording's last batch (the arenas are released after it)."""
         if self.split:
-            frames = self.trunk.run(None, {"fbank": runtime.as_float32(fbank)})[0]
-            return self.head.run(None, {"frames": frames, "weights": runtime.as_float32(weights)})[0]
+            frames = runtime.run(self.trunk, {"fbank": runtime.as_float32(fbank)}, last)[0]
+            return runtime.run(self.head, {"frames": frames, "weights": runtime.as_float32(weights)}, last)[0]
         num_chunks, num_speakers, num_frames = weights.shape
         flat_fbank = np.repeat(runtime.as_float32(fbank), num_speakers, axis=0)
         flat_weights = runtime.as_float32(weights).reshape(-1, num_frames)
-        out = self.whole.run(None, {"fbank": flat_fbank, "weights": flat_weights})[0]
+        out = runtime.run(self.whole, {"fbank": flat_fbank, "weights": flat_weights}, last)[0]
         return out.reshape(num_chunks, num_speakers, -1)

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import audio, clustering, reconstruct, segmentation
+from . import audio, clustering, reconstruct, runtime, segmentation
 from .aggregate import SlidingWindow
 from .dumps import encode_optional, encode_window
 from .embedding import Embedding, masks as embedding_masks
@@ -100,6 +100,13 @@ def set_num_speakers(num_speakers=None, min_speakers=None, max_speakers=None):
     return num_speakers, min_speakers, max_speakers
 
 
+# Recordings of at least this many chunks (10 min) hand the ONNX Runtime arenas back
+# after their last batch: there the clustering's distance matrix needs the memory
+# (1 h: ~4,900 embeddings, 96 MB), and mapping ~400 MB afresh is a small cost. Shorter
+# ones keep them for the next recording (one process, many files).
+RELEASE_FROM = 600
+
+
 class Pipeline:
     """Speaker diarization with ONNX models exported by `reference/export.py`."""
 
@@ -122,19 +129,28 @@ class Pipeline:
         device: str = "auto",
         parameters: Parameters | None = None,
         split: bool = True,
-        segmentation_batch: int = 16,
-        embedding_batch: int = 4,
-        workers: int = 2,
+        segmentation_batch: int | None = None,
+        embedding_batch: int | None = None,
+        workers: int | None = None,
     ):
         """Load `segmentation.onnx` and the embedding graphs from one export folder.
 
-        The port's own batch sizes (chunks per ONNX run) are small on purpose: on a
-        CPU they cost no speed, and they bound the activations held in memory
-        (the ResNet trunk needs ~60 MB per chunk). `workers` threads share the
-        cores (each ONNX session gets cores / workers threads): one segments while
-        the others embed the chunks already segmented; none changes results."""
+        The port's own batch sizes (chunks per ONNX run) are small on a CPU (16 and
+        4): there they cost no speed, and they bound the activations held in memory
+        (the ResNet trunk needs ~60 MB per chunk). On CUDA both are 32, pyannote's
+        own default, since each run's launch costs more than its work. `workers`
+        threads share the cores (each ONNX session gets cores / workers threads):
+        one segments while the others embed the chunks already segmented; none
+        changes results. By default 1 on a CPU (one 2-thread session beat two
+        1-thread workers on an idle 2-core machine: README, Speed) and 2 on CUDA,
+        where the CPU's fbank overlaps the GPU's segmentation."""
+        from .runtime import resolve
+
         folder = Path(folder)
-        workers = max(1, int(workers))
+        gpu = resolve(device)[0] == "cuda"
+        segmentation_batch = segmentation_batch or (32 if gpu else 16)
+        embedding_batch = embedding_batch or (32 if gpu else 4)
+        workers = max(1, int(workers or (2 if gpu else 1)))
         threads = max(1, (os.cpu_count() or 1) // workers)
         return cls(
             Segmentation(folder / "segmentation.onnx", device=device, batch_size=segmentation_batch, threads=threads),
@@ -195,7 +211,7 @@ class Pipeline:
         multilabel = []
         done = 0
         for batch in segmentation.iter_chunks(waveform, window_size, step_size, self.segmentation.batch_size):
-            log_probs = self.segmentation(batch)
+            log_probs = self.segmentation(batch, last=total >= RELEASE_FROM and done + len(batch) >= total)
             multilabel.append(self.segmentation.to_multilabel(log_probs))
             if then:
                 then(multilabel[-1])
@@ -295,7 +311,8 @@ class Pipeline:
         num_speakers, min_speakers, max_speakers = set_num_speakers(num_speakers, min_speakers, max_speakers)
         native, sample_rate, waveform = self.load(path, hook)
         lap("audio")
-        with self.embedder(native, sample_rate, self.num_chunks(waveform), keep=hook is not None) as embedder:
+        embedder = self.embedder(native, sample_rate, self.num_chunks(waveform), keep=hook is not None)
+        with runtime.models_own_the_cores(), embedder:
             binarized = self.segment(waveform, hook, progress, then=embedder.add)  # embedding starts meanwhile
             lap("segmentation")
             count, count_frames = self.count(binarized, hook)
@@ -433,7 +450,8 @@ class Embedder:
             if self.keep:
                 self.kept[start] = (crops, features)
             if run.any():
-                out[run] = embedding(features[run[cropped]], weights[run])
+                last = self.num_chunks >= RELEASE_FROM and part.stop >= self.num_chunks
+                out[run] = embedding(features[run[cropped]], weights[run], last=last)
         self.embeddings[part] = out
         with self.condition:
             self.done += len(weights)

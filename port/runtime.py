@@ -8,6 +8,7 @@ checking which provider a session actually got, and said once.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import json
@@ -64,6 +65,14 @@ def resolve(device: str = "auto") -> tuple[str, str]:
     return "cpu", f"CPU ({reason})"
 
 
+def providers(kind: str) -> list:
+    """ONNX Runtime's providers for a resolved device. On CUDA, TF32 off, as the
+    reference runs torch (reference/run.py): the CUDA provider otherwise rounds
+    matmul and convolution inputs to 10-bit mantissas (on the H100 that changed the
+    RTTM of a 10-minute recording; README, GPU)."""
+    return [(CUDA, {"device_id": 0, "use_tf32": "0"}), CPU] if kind == "cuda" else [CPU]
+
+
 def session(path: str | Path, device: str = "auto", threads: int | None = None):
     """An InferenceSession on the resolved device; raises ModelError with one line."""
     ort = _onnxruntime()
@@ -76,12 +85,12 @@ def session(path: str | Path, device: str = "auto", threads: int | None = None):
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    # no arena: activations are freed after each run instead of pinning the
-    # largest batch's working set for the life of the process
-    options.enable_cpu_mem_arena = False
-    providers = [(CUDA, {"device_id": 0}), CPU] if kind == "cuda" else [CPU]
+    # the arena keeps activations between runs: without it every run maps fresh
+    # pages, 160k page faults on the sample and 2-4 % of the port's wall time.
+    # The last run of a long recording hands them back (`run(..., last=True)`).
+    options.enable_cpu_mem_arena = True
     try:
-        sess = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        sess = ort.InferenceSession(str(path), sess_options=options, providers=providers(kind))
     except Exception as error:  # onnxruntime raises its own exception types
         text = str(error).strip().splitlines()
         raise ModelError(f"cannot load ONNX model {path}: {(text[0] if text else type(error).__name__)[:160]}") from None
@@ -101,6 +110,32 @@ def describe(device: str = "auto") -> str:
     if kind == "cuda" and _FALLBACKS:
         return "CPU (onnxruntime could not start its CUDA provider)"
     return reason
+
+
+@contextlib.contextmanager
+def models_own_the_cores():
+    """numpy's BLAS on one thread while the models run. OpenBLAS's threads busy-wait
+    after each call (fbank's mel product) on the cores ONNX Runtime's threads are
+    computing on: 3 % of the port's wall time on 2 cores. Results are the same (BLAS
+    splits rows and columns among threads, not the sums)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@functools.lru_cache(maxsize=None)
+def _shrink():
+    options = _onnxruntime().RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
+def run(sess, feeds: dict, last: bool = False) -> list:
+    """`sess.run(None, feeds)`; with `last`, the arena's free memory goes back to the
+    system afterwards (the working set is not pinned past the recording's last batch)."""
+    shrink = last and sess.get_providers()[0] == CPU  # CUDA sessions keep their own arenas
+    return sess.run(None, feeds, _shrink() if shrink else None)
 
 
 def metadata(sess) -> dict:

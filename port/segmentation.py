@@ -40,9 +40,10 @@ class Segmentation:
     def provider(self) -> str:
         return runtime.providers_of(self.session)[0]
 
-    def __call__(self, chunks: np.ndarray) -> np.ndarray:
-        """Model forward: (batch, 1, num_samples) float32 -> (batch, num_frames, classes) log-probabilities."""
-        return self.session.run(None, {"waveform": runtime.as_float32(chunks)})[0]
+    def __call__(self, chunks: np.ndarray, last: bool = False) -> np.ndarray:
+        """Model forward: (batch, 1, num_samples) float32 -> (batch, num_frames, classes) log-probabilities.
+        `last`: the recording's last batch (the arena is released after it)."""
+        return runtime.run(self.session, {"waveform": runtime.as_float32(chunks)}, last)[0]
 
     def to_multilabel(self, log_probs: np.ndarray) -> np.ndarray:
         return to_multilabel(log_probs, self.mapping)

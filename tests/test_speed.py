@@ -18,39 +18,82 @@ SAMPLE = REPO / "tests" / "data" / "sample.wav"
 AMI = REPO.parent / "shared" / "audio" / "ami"
 
 
-def test_workers_change_nothing(onnx_folder, tmp_path):
-    """Two single-threaded workers (segmentation overlapped with fbank and trunk) and one
-    worker on all-core sessions dump bit-identical stages, in the same order, with a hook."""
+def test_workers_change_nothing(onnx_folder, tmp_path, monkeypatch):
+    """One worker on all-core sessions (the CPU default), two single-threaded workers
+    (segmentation overlapped with fbank and trunk), and the default with numpy's BLAS
+    left multi-threaded dump bit-identical stages, in the same order, with a hook."""
+    import contextlib
+
     import soundfile as sf
+
+    from port import runtime
 
     short = tmp_path / "short.wav"  # 14 s: 5 chunks, so batches of 4 meet the padded last chunk
     data, rate = sf.read(SAMPLE, dtype="float32", frames=14 * 16000)
     sf.write(short, data, rate)
+    assert Pipeline.from_folder(onnx_folder, device="cpu").workers == 1
     results = []
-    for workers in (1, 2):
+    for workers, blas_limited in ((1, True), (2, True), (1, False)):
+        if not blas_limited:
+            monkeypatch.setattr(runtime, "models_own_the_cores", contextlib.nullcontext)
         pipeline = Pipeline.from_folder(onnx_folder, device="cpu", workers=workers)
         order = []
         result = pipeline(short, hook=lambda stage, name, value: order.append((stage, name, value)))
         results.append((result, order))
-    (one, one_order), (two, two_order) = results
-    assert [key[:2] for key in one_order] == [key[:2] for key in two_order]
-    for (stage, name, a), (_, _, b) in zip(one_order, two_order):
-        if isinstance(a, np.ndarray):
-            assert a.shape == b.shape and np.array_equal(a, b, equal_nan=True), (stage, name)
-    assert one.rttm == two.rttm and one.rttm
-    assert len(two_order) == len(one_order) > 20
+    (one, one_order), *others = results
+    for other, other_order in others:
+        assert [key[:2] for key in one_order] == [key[:2] for key in other_order]
+        for (stage, name, a), (_, _, b) in zip(one_order, other_order):
+            if isinstance(a, np.ndarray):
+                assert a.shape == b.shape and np.array_equal(a, b, equal_nan=True), (stage, name)
+        assert one.rttm == other.rttm and one.rttm
+        assert len(other_order) == len(one_order) > 20
+
+
+def test_arena_release_changes_nothing(onnx_folder):
+    """`runtime.run(..., last=True)` (the arena handed back after a long recording's last
+    batch) gives the output a plain run gives, and the session runs on after it."""
+    from port import runtime
+    from port.segmentation import Segmentation
+
+    model = Segmentation(onnx_folder / "segmentation.onnx", device="cpu")
+    rng = np.random.default_rng(0)
+    chunks = rng.normal(scale=0.1, size=(2, 1, model.num_samples)).astype(np.float32)
+    plain = model(chunks)
+    assert np.array_equal(model(chunks, last=True), plain)
+    assert np.array_equal(model(chunks), plain)
+
+
+def test_cuda_provider_keeps_tf32_off():
+    """The CUDA provider is asked for full float32 (TF32 off), as pyannote runs on CUDA."""
+    from port import runtime
+
+    (name, options), cpu = runtime.providers("cuda")
+    assert name == runtime.CUDA and options["use_tf32"] == "0" and cpu == runtime.CPU
+    assert runtime.providers("cpu") == [runtime.CPU]
 
 
 def test_gpu_script_dry_run(tmp_path):
     """benchmarks/gpu.sh --dry-run: every step of the GPU measurement on the CPU with tiny
-    inputs; it writes gpu.json with both sides, RTF, peak RSS and identical RTTMs."""
-    if not any(AMI.glob("*.wav")):
-        pytest.skip(f"no AMI excerpts under {AMI}")
-    env = dict(os.environ, PY=sys.executable, AMI=str(AMI))
-    run = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh"), "--dry-run", "--out", str(tmp_path)],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
+    inputs; it writes gpu.json with both sides, RTF, peak RSS and identical RTTMs. With
+    --wheels (an offline machine) it unpacks the carried archives onto PYTHONPATH.
+    The AMI excerpts are ../shared's, or the two bundled in tests/data without it."""
+    import tarfile
+
+    wheels, out = tmp_path / "wheels", tmp_path / "out"
+    (tmp_path / "probe").mkdir()
+    (tmp_path / "probe" / "__init__.py").write_text("")
+    wheels.mkdir()
+    with tarfile.open(wheels / "probe.tar.xz", "w:xz") as archive:
+        archive.add(tmp_path / "probe", arcname="gpu_sh_probe")
+    env = dict(os.environ, PY=sys.executable)
+    if any(AMI.glob("*.wav")):
+        env["AMI"] = str(AMI)
+    run = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh"), "--dry-run", "--out", str(out),
+                          "--wheels", str(wheels)], cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report = json.loads((tmp_path / "gpu.json").read_text())
+    assert "wheels: 0 wheels, 1 archives" in run.stdout and (wheels / "site" / "gpu_sh_probe").is_dir()
+    report = json.loads((out / "gpu.json").read_text())
     assert report["device"] == "cpu" and report["verify_exit"] == 0
     assert len(report["verify"]["recordings"]) == 3
     assert [round(m["minutes"], 1) for m in report["memory"]] == [0.2, 0.2]
