@@ -132,7 +132,7 @@ class _Memo:
         self.session = session
         self.cache: dict = {}
 
-    def run(self, names, feeds):
+    def run(self, names, feeds, run_options=None):
         import hashlib
 
         key = [repr(names)]
@@ -141,7 +141,7 @@ class _Memo:
             key.append(f"{k}{v.dtype}{v.shape}{hashlib.blake2b(v.tobytes(), digest_size=16).hexdigest()}")
         key = "|".join(key)
         if key not in self.cache:
-            self.cache[key] = self.session.run(names, feeds)
+            self.cache[key] = self.session.run(names, feeds, run_options)
         return [np.array(o) for o in self.cache[key]]
 
     def __getattr__(self, name):
