@@ -115,9 +115,9 @@ class _Float16Session:
     def __init__(self, session):
         self.session = session
 
-    def run(self, names, feeds):
+    def run(self, names, feeds, run_options=None):
         half = {k: np.asarray(v).astype(np.float16).astype(np.float32) for k, v in feeds.items()}
-        return [np.asarray(o).astype(np.float16).astype(np.float32) for o in self.session.run(names, half)]
+        return [np.asarray(o).astype(np.float16).astype(np.float32) for o in self.session.run(names, half, run_options)]
 
     def __getattr__(self, name):
         return getattr(self.session, name)
