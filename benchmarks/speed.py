@@ -122,6 +122,10 @@ def _floor_once(jobs: list, workers: int) -> tuple[float, float]:
     return time.perf_counter() - began, time.process_time() - cpu
 
 
+def _workers(n: int) -> str:
+    return f"{n} worker{'s' if n > 1 else ''}"
+
+
 def bench(path: Path, reference, port, repeat: int, other=None) -> dict:
     """Best of `repeat` for pyannote, the port at its default setting and, if given,
     the port with the other number of workers (`other`), run in turns."""
@@ -222,10 +226,10 @@ def main() -> None:
         "port_workers": port.workers,
         "port_batches": {"segmentation": port.segmentation.batch_size, "embedding": port.embedding.batch_size},
     }
-    table = Table(title=f"port ({port.workers} worker{'s' if port.workers > 1 else ''}) vs pyannote.audio 4.0.7, "
+    table = Table(title=f"port ({_workers(port.workers)}) vs pyannote.audio 4.0.7, "
                         f"fixture weights, {machine['cores']} cores, {port.providers['embedding']}")
     for column in ("audio", "pyannote s", "port s", "speed-up", "floor s", "port/floor", "port/floor CPU",
-                   f"{other.workers} worker{'s' if other.workers > 1 else ''} s", "segmentation", "embeddings", "rest", "RTTM"):
+                   f"{_workers(other.workers)} s", "segmentation", "embeddings", "rest", "RTTM"):
         table.add_column(column, justify="left" if column in ("audio", "RTTM") else "right")
     for r in results:
         table.add_row(

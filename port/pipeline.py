@@ -107,6 +107,11 @@ def set_num_speakers(num_speakers=None, min_speakers=None, max_speakers=None):
 RELEASE_FROM = 600
 
 
+def releases_arenas(stop: int, total: int) -> bool:
+    """Whether the batch ending at chunk `stop` (of `total`) is a long recording's last."""
+    return total >= RELEASE_FROM and stop >= total
+
+
 class Pipeline:
     """Speaker diarization with ONNX models exported by `reference/export.py`."""
 
@@ -144,10 +149,8 @@ class Pipeline:
         changes results. By default 1 on a CPU (one 2-thread session beat two
         1-thread workers on an idle 2-core machine: README, Speed) and 2 on CUDA,
         where the CPU's fbank overlaps the GPU's segmentation."""
-        from .runtime import resolve
-
         folder = Path(folder)
-        gpu = resolve(device)[0] == "cuda"
+        gpu = runtime.resolve(device)[0] == "cuda"
         segmentation_batch = segmentation_batch or (32 if gpu else 16)
         embedding_batch = embedding_batch or (32 if gpu else 4)
         workers = max(1, int(workers or (2 if gpu else 1)))
@@ -211,7 +214,7 @@ class Pipeline:
         multilabel = []
         done = 0
         for batch in segmentation.iter_chunks(waveform, window_size, step_size, self.segmentation.batch_size):
-            log_probs = self.segmentation(batch, last=total >= RELEASE_FROM and done + len(batch) >= total)
+            log_probs = self.segmentation(batch, last=releases_arenas(done + len(batch), total))
             multilabel.append(self.segmentation.to_multilabel(log_probs))
             if then:
                 then(multilabel[-1])
@@ -450,7 +453,7 @@ class Embedder:
             if self.keep:
                 self.kept[start] = (crops, features)
             if run.any():
-                last = self.num_chunks >= RELEASE_FROM and part.stop >= self.num_chunks
+                last = releases_arenas(part.stop, self.num_chunks)
                 out[run] = embedding(features[run[cropped]], weights[run], last=last)
         self.embeddings[part] = out
         with self.condition:

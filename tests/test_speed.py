@@ -62,6 +62,10 @@ def test_arena_release_changes_nothing(onnx_folder):
     plain = model(chunks)
     assert np.array_equal(model(chunks, last=True), plain)
     assert np.array_equal(model(chunks), plain)
+    from port.pipeline import RELEASE_FROM, releases_arenas
+
+    assert releases_arenas(RELEASE_FROM, RELEASE_FROM) and not releases_arenas(RELEASE_FROM - 1, RELEASE_FROM)
+    assert not releases_arenas(RELEASE_FROM - 1, RELEASE_FROM - 1)  # short recordings keep them
 
 
 def test_cuda_provider_keeps_tf32_off():
