@@ -138,7 +138,7 @@ def _where_text(where: dict | None) -> str:
 
 
 def _stage_table(console, verdict, sides=("port", "pyannote.audio")) -> tuple[bool, str | None]:
-    """Print a Verdict (port.compare.judge) as the stage table; (passed, first failing stage)."""
+    """Print a Verdict (harness.compare.judge) as the stage table; (passed, first failing stage)."""
     from rich.table import Table
 
     table = Table(title=f"{verdict.recording}: {sides[0]} vs {sides[1]}, stage by stage", title_justify="left")
@@ -267,9 +267,10 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
     """One recording: pyannote and the port, both dumped, compared isolated and chained."""
     import numpy as np
 
+    from harness.compare import judge
     from port import audio
-    from port.compare import judge
     from port.dumps import DumpReader, DumpWriter
+    from port.stages import runner
     from reference import noise
     from reference import run as reference_run
 
@@ -310,7 +311,7 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         noise.ensure(ref_dir, *setup.torch_models, port_dir)
-    verdict = judge(ref_dir, port_dir, pipeline=setup.port)
+    verdict = judge(ref_dir, port_dir, runner=runner(setup.port))
     reference_dump = DumpReader(ref_dir)
     identical = port_result.rttm == ref_result.rttm
     first = verdict.first_failure
@@ -368,7 +369,6 @@ def _summary(console, entries: list[dict]) -> dict:
     """Across recordings: per stage the worst drift and where, RTTMs identical n/N, pooled DER."""
     from rich.table import Table
 
-    from port.dumps import STAGES
 
     worst: dict[str, dict] = {}
     for entry in entries:
@@ -391,7 +391,7 @@ def _summary(console, entries: list[dict]) -> dict:
     for column in ("stage", "isolated max abs", "recording", "chain max abs", "recording ", "drift/noise",
                    "recording  ", "first failure in"):
         table.add_column(column, justify="left" if column.startswith(("stage", "recording", "first")) else "right")
-    for stage in STAGES:
+    for stage in sorted(set(worst) | set(failed)):  # NN-stage folders sort in pipeline order
         w = worst.get(stage, {})
         i, c, r = w.get("isolated"), w.get("chain"), w.get("ratio")
         table.add_row(stage, _fmt(i["max_abs"]) if i else "-", i["recording"] if i else "",
@@ -522,7 +522,7 @@ def command_run(args) -> int:
     shipped.dumps = str(root.resolve())
     entries = _run_all(console, shipped, [(name, path.resolve()) for name, path in recordings], setup if local else None)
     if args.report:
-        from port import report as pictures
+        from harness import report as pictures
 
         for e in entries:
             page = pictures.write(args.report, root / "reference" / e["name"], root / "port" / e["name"], e.get("_verdict"), len(entries) > 1)
@@ -591,17 +591,17 @@ def _pairs(a: Path, b: Path) -> list[tuple[str, Path, Path]]:
 
 
 def command_compare(args) -> int:
-    from port import report as pictures
-    from port.compare import judge, parse_stages
+    from harness import report as pictures
+    from harness.compare import judge, parse_stages
     from port.dumps import DumpReader
 
     console = _console()
-    stages = parse_stages(args.stages)
-    report = {"recordings": [], "passed": True, "stages": stages}
+    report = {"recordings": [], "passed": True, "stages": None}
     pairs = _pairs(Path(args.reference), Path(args.candidate))
     for name, a, b in pairs:
         reference, candidate = DumpReader(a), DumpReader(b)
         candidate.check({k: reference.manifest.get(k) for k in ("audio_sha256",)})
+        stages = report["stages"] = parse_stages(args.stages, reference.pipeline)
         verdict = judge(a, b, stages=stages)
         passed, first = _stage_table(console, verdict, sides=_side_names(candidate.manifest, reference.manifest, (b, a)))
         if verdict.not_implemented:

@@ -1,4 +1,4 @@
-"""Benchmark: port.clustering.linkage vs scipy.cluster.hierarchy.linkage.
+"""Benchmark: port.linkage.linkage vs scipy.cluster.hierarchy.linkage.
 
 Centroid linkage on unit-normalised 256-d vectors (what pyannote feeds it),
 either uniform on the sphere ("sphere") or a few Gaussian blobs on the sphere
@@ -27,7 +27,7 @@ from scipy.spatial.distance import pdist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from port.clustering import fcluster, linkage  # noqa: E402
+from port.linkage import fcluster, linkage  # noqa: E402
 
 
 def sphere(rng, n, d):

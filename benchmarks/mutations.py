@@ -47,9 +47,11 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from port import audio, clustering, embedding, reconstruct, segmentation  # noqa: E402
+from port import linkage as hierarchy  # noqa: E402
 from port import fbank as kaldi  # noqa: E402
 from port.aggregate import SlidingWindow, aggregate, trim  # noqa: E402
-from port.dumps import STAGES, DumpReader  # noqa: E402
+from port.dumps import DumpReader  # noqa: E402
+from port.stages import runner  # noqa: E402
 
 DATA = REPO / "tests" / "data"
 RECORDINGS = {
@@ -442,7 +444,7 @@ CATALOGUE: tuple[Mutation, ...] = (
     Mutation("linkage_median", "10-linkage", "median (WPGMC) linkage instead of centroid (UPGMC)",
              _swap(clustering.linkage, _linkage_median), ("sample", "ami_padded")),
     Mutation("linkage_last_min_ties", "10-linkage", "nearest-neighbour scans keep the last minimum on ties",
-             _numpy_in(clustering, argmin=_argmin_last), ("sample", "ami_padded"),
+             _numpy_in(hierarchy, argmin=_argmin_last), ("sample", "ami_padded"),
              inert="no two candidate distances are exactly equal"),
     Mutation("cluster_unnormalised", "11-fcluster", "embeddings not L2-normalised before linkage (in AgglomerativeClustering.cluster)",
              _swap(clustering.cluster, _cluster_unnormalised), ("sample", "ami_padded")),
@@ -479,14 +481,14 @@ class Verdict:
 
 
 def judge(reference_dir: Path, candidate_dir: Path, pipeline) -> Verdict:
-    """`verify.py run`'s verdict on one recording (`port.compare.judge`): isolated rows
+    """`verify.py run`'s verdict on one recording (`harness.compare.judge`): isolated rows
     (each stage of `pipeline` on the reference's inputs) and chain rows (the candidate's
     dump tree), drift judged against pyannote's own float32 noise when the reference
     dump carries it (noise.json), fixed ceilings otherwise; the first failing stage is
     the first isolated failure in pipeline order, else the first failing stage."""
-    from port.compare import judge as harness_judge
+    from harness.compare import judge as harness_judge
 
-    verdict = harness_judge(reference_dir, candidate_dir, pipeline=pipeline)
+    verdict = harness_judge(reference_dir, candidate_dir, runner=runner(pipeline))
     rows = [{"check": "isolated", **r.as_dict()} for r in verdict.isolated]
     rows += [{"check": "chain", **r.as_dict()} for r in verdict.chain]
     return Verdict(verdict.passed, verdict.first_failure, rows, verdict.noise)
@@ -495,7 +497,9 @@ def judge(reference_dir: Path, candidate_dir: Path, pipeline) -> Verdict:
 def same_dumps(a: Path, b: Path) -> bool:
     """Whether two dump trees hold the same names with bit-identical values."""
     ra, rb = DumpReader(a), DumpReader(b)
-    for stage in STAGES:
+    if ra.stages() != rb.stages():
+        return False
+    for stage in ra.stages():
         names = ra.names(stage)
         if names != rb.names(stage):
             return False
@@ -605,7 +609,7 @@ class Bench:
 def _within_ceiling(row: dict) -> bool:
     """A failing float row whose drift is within the stage's fixed bound (atol / chain_atol):
     failed only by the noise-based rule."""
-    from port.compare import tolerances
+    from harness.compare import tolerances
 
     if row.get("kind") != "float" or row.get("mismatches"):
         return False
@@ -618,7 +622,7 @@ def summarise(mutation: Mutation, per: dict[str, dict], ran: bool = True) -> dic
     effect = [r for r in per.values() if r["effect"]]
     caught = [r for r in effect if r["caught"]]
     firsts = [r["first_failure"] for r in caught if r["first_failure"]]
-    first = min(firsts, key=STAGES.index) if firsts else None
+    first = min(firsts) if firsts else None  # stage folders sort in pipeline order (NN-)
     status = "no effect" if not effect else ("caught" if len(caught) == len(effect) and caught else "MISSED")
     if not ran:
         status = "not run"

@@ -8,36 +8,22 @@ run never leaves a half-written dump behind.
 Names: ``in_<x>`` an input the stage needs that no earlier stage produced (a
 parameter), ``out_<x>`` an output, ``call<k>_in_<x>`` / ``call<k>_out_<x>`` for
 functions the pipeline calls several times in one run (fcluster, reconstruct,
-to_annotation). ``.rttm`` files are text outputs compared verbatim.
+to_annotation), ``iter<k>_out_<x>`` per VBx iteration. ``.rttm`` files are text
+outputs compared verbatim. Which stages and names each pipeline has, with their axes
+and inputs, is `port.vocabulary`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-STAGES = (
-    "01-audio",
-    "02-chunks",
-    "03-segmentation",
-    "04-multilabel",
-    "05-count",
-    "06-fbank",
-    "07-masks",
-    "08-embeddings",
-    "09-filter",
-    "10-linkage",
-    "11-fcluster",
-    "12-assign",
-    "13-reconstruct",
-    "14-annotation",
-)
+from .vocabulary import ALL_STAGES, axes, pipeline
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -48,51 +34,14 @@ class DumpError(ValueError):
 
 
 # ----------------------------------------------------------------------------- axes
-# What each axis of a dumped array means, so a comparison can say *where* two
-# dumps part in the stage's own terms (and at what time in the audio). Keys are
-# "<stage>/<name>" or a bare name; "call<k>_" prefixes are ignored.
-AXES: dict[str, tuple[str, ...]] = {
-    "01-audio/in_waveform": ("channel", "native_sample"),
-    "01-audio/out_waveform": ("channel", "sample"),
-    "02-chunks/out_chunks": ("chunk", "channel", "chunk_sample"),
-    "03-segmentation/out_log_probs": ("chunk", "frame", "class"),
-    "04-multilabel/out_multilabel": ("chunk", "frame", "speaker"),
-    "05-count/out_count": ("output_frame", "column"),
-    "06-fbank/out_waveforms": ("chunk", "channel", "chunk_sample"),
-    "06-fbank/out_fbank": ("chunk", "fbank_frame", "mel_bin"),
-    "07-masks/out_masks": ("chunk", "speaker", "frame"),
-    "08-embeddings/out_embeddings": ("chunk", "speaker", "dim"),
-    "09-filter/out_embeddings": ("embedding_row", "dim"),
-    "out_chunk_idx": ("embedding_row",),
-    "out_speaker_idx": ("embedding_row",),
-    "10-linkage/in_X": ("embedding_row", "dim"),
-    "out_Z": ("merge", "column"),
-    "in_Z": ("merge", "column"),
-    "out_labels": ("embedding_row",),
-    "out_clusters": ("embedding_row",),
-    "out_hard_clusters": ("chunk", "speaker"),
-    "out_soft_clusters": ("chunk", "speaker", "cluster"),
-    "out_centroids": ("cluster", "dim"),
-    "in_hard_clusters": ("chunk", "speaker"),
-    "in_count": ("output_frame", "column"),
-    "out_discrete": ("output_frame", "cluster"),
-    "out_segments": ("segment", "column"),
-}
-
 # fbank frames: 25 ms windows every 10 ms (WeSpeaker's Kaldi options)
 FBANK_SHIFT, FBANK_LENGTH = 0.010, 0.025
-
-
-def axes(stage: str, name: str) -> tuple[str, ...] | None:
-    """The axis names of a dumped array (None when the vocabulary does not say)."""
-    base = re.sub(r"^call\d+_", "", name)
-    return AXES.get(f"{stage}/{base}", AXES.get(base))
 
 
 def locate(stage: str, name: str, index: tuple[int, ...], reference: "DumpReader") -> dict:
     """An element's position in the stage's own terms, plus its time (s) in the audio
     when the reference's dumps say it (chunk step, frame window, filter indices)."""
-    names = axes(stage, name) or tuple(f"axis{i}" for i in range(len(index)))
+    names = axes(stage, name, reference.manifest.get("pipeline")) or tuple(f"axis{i}" for i in range(len(index)))
     where: dict = {axis: int(i) for axis, i in zip(names, index)}
     rate = 16000.0
     step = 10.0 * float(reference.manifest.get("parameters", {}).get("segmentation_step", 0.1))
@@ -103,7 +52,7 @@ def locate(stage: str, name: str, index: tuple[int, ...], reference: "DumpReader
             where["chunk"] = int(chunk_idx[row])
             where["speaker"] = int(np.asarray(reference.load("09-filter", "out_speaker_idx"))[row])
     frames = None
-    for source in ("05-count", "13-reconstruct"):
+    for source in ("05-count", *(s for s in reference.stages() if s.endswith("-reconstruct"))):
         if reference.has(source, "out_frames"):
             frames = np.asarray(reference.load(source, "out_frames"), dtype=np.float64)
             break
@@ -209,7 +158,7 @@ class DumpWriter:
         self.names: dict[str, list[str]] = {}
 
     def __call__(self, stage: str, name: str, value: Any) -> None:
-        if stage not in STAGES:
+        if stage not in ALL_STAGES:
             raise ValueError(f"unknown stage {stage}")
         folder = self.tmp / stage
         folder.mkdir(exist_ok=True)
@@ -258,8 +207,18 @@ class DumpReader:
         except json.JSONDecodeError as error:
             raise DumpError(f"{manifest}: unreadable manifest ({error.msg})") from None
 
+    @property
+    def pipeline(self) -> str:
+        """The pipeline the dump was made with (dumps from before community-1 carry none: 3.1)."""
+        return str(self.manifest.get("pipeline") or "3.1")
+
     def stages(self) -> list[str]:
-        return [s for s in STAGES if (self.path / s).is_dir()]
+        """The stages present, in the pipeline's order."""
+        try:
+            order = pipeline(self.pipeline).stage_names
+        except KeyError:
+            raise DumpError(f"{self.path}: manifest names an unknown pipeline {self.pipeline!r}") from None
+        return [s for s in order if (self.path / s).is_dir()]
 
     def names(self, stage: str) -> list[str]:
         folder = self.path / stage

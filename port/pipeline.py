@@ -27,6 +27,8 @@ from .aggregate import SlidingWindow
 from .dumps import encode_optional, encode_window
 from .embedding import Embedding, masks as embedding_masks
 from .segmentation import Segmentation
+from .vocabulary import Description
+from .vocabulary import pipeline as describe
 
 Hook = Callable[[str, str, object], None]
 Progress = Callable[[str, int, int], None]
@@ -36,6 +38,7 @@ Progress = Callable[[str, int, int], None]
 class Parameters:
     """pyannote/speaker-diarization-3.1's hyper-parameters and options."""
 
+    pipeline: str = "3.1"
     segmentation_step: float = 0.1
     min_duration_off: float = 0.0
     threshold: float = 0.7045654963945799
@@ -161,6 +164,11 @@ class Pipeline:
             parameters or Parameters(),
             workers=workers,
         )
+
+    @property
+    def description(self) -> Description:
+        """This pipeline's stages and names (`port.vocabulary`)."""
+        return describe(self.parameters.pipeline)
 
     @property
     def providers(self) -> dict[str, str]:
@@ -330,40 +338,49 @@ class Pipeline:
         lap("embeddings")
         hard_clusters, _, centroids = self.cluster(embeddings, binarized, num_speakers, min_speakers, max_speakers, hook)
         lap("clustering")
-
-        count = np.minimum(count, max_speakers).astype(np.int8)
-        inactive_speakers = np.sum(binarized, axis=1) == 0
-        hard_clusters[inactive_speakers] = -2
-
-        chunks = self.chunks
-        discrete, frames = reconstruct.reconstruct(binarized, chunks, hard_clusters, count, count_frames)
-        exclusive_count = np.minimum(count, 1).astype(np.int8)
-        exclusive, _ = reconstruct.reconstruct(binarized, chunks, hard_clusters, exclusive_count, count_frames)
-        if hook:
-            for k, (c, d) in enumerate(((count, discrete), (exclusive_count, exclusive))):
-                hook("13-reconstruct", f"call{k}_in_hard_clusters", hard_clusters)
-                hook("13-reconstruct", f"call{k}_in_count", c)
-                hook("13-reconstruct", f"call{k}_out_discrete", d)
-            hook("13-reconstruct", "out_frames", encode_window(frames))
+        discrete, exclusive, frames = self.reconstruct(binarized, hard_clusters, count, count_frames, max_speakers, hook)
         lap("reconstruct")
-
-        min_duration_off = self.parameters.min_duration_off
-        turns = reconstruct.to_annotation(discrete, frames, min_duration_on=0.0, min_duration_off=min_duration_off)
-        exclusive_turns = reconstruct.to_annotation(exclusive, frames, min_duration_on=0.0, min_duration_off=min_duration_off)
+        turns, exclusive_turns = self.annotate(discrete, exclusive, frames, hook)
         labels = reconstruct.speaker_labels(turns)
         speaker_embeddings = _speaker_embeddings(centroids, labels)
-        if hook:
-            hook("14-annotation", "in_min_duration_off", np.float64(min_duration_off))
-            for k, ts in enumerate((turns, exclusive_turns)):
-                hook("14-annotation", f"call{k}_out_segments", segments_array(ts))
         lap("annotation")
         return self._finish(Result(uri, turns, exclusive_turns, labels, speaker_embeddings, seconds, self.providers), hook)
 
-    @staticmethod
-    def _finish(result: Result, hook: Hook | None) -> Result:
+    def reconstruct(self, binarized, hard_clusters, count, count_frames, max_speakers, hook: Hook | None = None):
+        """The discrete diarization and the exclusive one (`reconstruct` twice, as `apply`):
+        count capped at max_speakers, then at 1; inactive speakers sent to cluster -2."""
+        stage = self.description.named("reconstruct")
+        count = np.minimum(count, max_speakers).astype(np.int8)
+        inactive_speakers = np.sum(binarized, axis=1) == 0
+        hard_clusters[inactive_speakers] = -2
+        discrete, frames = reconstruct.reconstruct(binarized, self.chunks, hard_clusters, count, count_frames)
+        exclusive_count = np.minimum(count, 1).astype(np.int8)
+        exclusive, _ = reconstruct.reconstruct(binarized, self.chunks, hard_clusters, exclusive_count, count_frames)
         if hook:
-            hook("14-annotation", "out_diarization.rttm", result.rttm)
-            hook("14-annotation", "out_exclusive.rttm", result.exclusive_rttm)
+            for k, (c, d) in enumerate(((count, discrete), (exclusive_count, exclusive))):
+                hook(stage, f"call{k}_in_hard_clusters", hard_clusters)
+                hook(stage, f"call{k}_in_count", c)
+                hook(stage, f"call{k}_out_discrete", d)
+            hook(stage, "out_frames", encode_window(frames))
+        return discrete, exclusive, frames
+
+    def annotate(self, discrete, exclusive, frames, hook: Hook | None = None):
+        """`to_annotation` of both diarizations: (turns, exclusive turns)."""
+        stage = self.description.named("annotation")
+        min_duration_off = self.parameters.min_duration_off
+        turns = reconstruct.to_annotation(discrete, frames, min_duration_on=0.0, min_duration_off=min_duration_off)
+        exclusive_turns = reconstruct.to_annotation(exclusive, frames, min_duration_on=0.0, min_duration_off=min_duration_off)
+        if hook:
+            hook(stage, "in_min_duration_off", np.float64(min_duration_off))
+            for k, ts in enumerate((turns, exclusive_turns)):
+                hook(stage, f"call{k}_out_segments", segments_array(ts))
+        return turns, exclusive_turns
+
+    def _finish(self, result: Result, hook: Hook | None) -> Result:
+        if hook:
+            stage = self.description.named("annotation")
+            hook(stage, "out_diarization.rttm", result.rttm)
+            hook(stage, "out_exclusive.rttm", result.exclusive_rttm)
         return result
 
 

@@ -3,7 +3,9 @@
 `run_stage(stage, dumps, pipeline)` feeds the port the inputs the reference dumped
 (`dumps.load(stage, name)`) and returns the port's outputs under the same names,
 so a stage's drift is measured without any drift from earlier stages. The
-functions called are the ones `port.pipeline` runs end to end.
+functions called are the ones `port.pipeline` runs end to end; the dumps each
+runner reads are the stage's `inputs` in `port.vocabulary` (a test holds them to it).
+`runner(pipeline)` is what the harness's verdict is handed (it never imports this).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .aggregate import SlidingWindow
 from .dumps import DumpReader, decode_optional, encode_window
 from .embedding import masks as embedding_masks
 from .pipeline import Pipeline, segments_array
+from .vocabulary import pipeline as describe
 
 
 def _frames(dumps: DumpReader, stage: str) -> SlidingWindow:
@@ -120,27 +123,32 @@ def fcluster_stage(d: DumpReader, p: Pipeline) -> dict:
 
 
 def assign_stage(d: DumpReader, p: Pipeline) -> dict:
-    hard, soft, centroids = clustering.clustering(
-        d.load("08-embeddings", "out_embeddings"),
-        d.load("04-multilabel", "out_multilabel"),
-        num_clusters=decode_optional(d.load("12-assign", "in_num_clusters")),
-        min_clusters=decode_optional(d.load("12-assign", "in_min_clusters")),
-        max_clusters=decode_optional(d.load("12-assign", "in_max_clusters")),
-        threshold=p.parameters.threshold,
-        min_cluster_size=p.parameters.min_cluster_size,
-        method=p.parameters.method,
-    )
+    embeddings = d.load("08-embeddings", "out_embeddings")
+    if not d.has("11-fcluster", "out_clusters"):  # clustering skipped (one cluster, < 2 embeddings)
+        hard, soft, centroids = clustering.clustering(
+            embeddings,
+            d.load("04-multilabel", "out_multilabel"),
+            num_clusters=decode_optional(d.load("12-assign", "in_num_clusters")),
+            min_clusters=decode_optional(d.load("12-assign", "in_min_clusters")),
+            max_clusters=decode_optional(d.load("12-assign", "in_max_clusters")),
+        )
+    else:
+        hard, soft, centroids = clustering.assign_embeddings(
+            embeddings, d.load("09-filter", "out_chunk_idx"), d.load("09-filter", "out_speaker_idx"),
+            d.load("11-fcluster", "out_clusters"),
+        )
     return {"out_hard_clusters": hard, "out_soft_clusters": soft, "out_centroids": centroids}
 
 
 def reconstruct_stage(d: DumpReader, p: Pipeline) -> dict:
     binarized = d.load("04-multilabel", "out_multilabel")
     count_frames = _frames(d, "05-count")
+    stage = describe(d.pipeline).named("reconstruct")
     out = {}
-    for k in _calls(d, "13-reconstruct", "_out_discrete"):
+    for k in _calls(d, stage, "_out_discrete"):
         discrete, frames = reconstruct.reconstruct(
-            binarized, p.chunks, d.load("13-reconstruct", f"call{k}_in_hard_clusters"),
-            d.load("13-reconstruct", f"call{k}_in_count"), count_frames,
+            binarized, p.chunks, d.load(stage, f"call{k}_in_hard_clusters"),
+            d.load(stage, f"call{k}_in_count"), count_frames,
         )
         out[f"call{k}_out_discrete"] = discrete
         out["out_frames"] = encode_window(frames)
@@ -148,14 +156,16 @@ def reconstruct_stage(d: DumpReader, p: Pipeline) -> dict:
 
 
 def annotation_stage(d: DumpReader, p: Pipeline) -> dict:
-    if "13-reconstruct" not in d.stages():  # nobody speaks: pyannote returned early, only the (empty) RTTM
+    description = describe(d.pipeline)
+    source, stage = description.named("reconstruct"), description.named("annotation")
+    if source not in d.stages():  # nobody speaks: pyannote returned early, only the (empty) RTTM
         return {}
-    frames = _frames(d, "13-reconstruct")
-    min_duration_off = float(d.load("14-annotation", "in_min_duration_off"))
+    frames = _frames(d, source)
+    min_duration_off = float(d.load(stage, "in_min_duration_off"))
     out, all_turns = {}, []
-    for k in _calls(d, "13-reconstruct", "_out_discrete"):
+    for k in _calls(d, source, "_out_discrete"):
         turns = reconstruct.to_annotation(
-            d.load("13-reconstruct", f"call{k}_out_discrete"), frames, min_duration_off=min_duration_off
+            d.load(source, f"call{k}_out_discrete"), frames, min_duration_off=min_duration_off
         )
         out[f"call{k}_out_segments"] = segments_array(turns)
         all_turns.append(turns)
@@ -168,7 +178,7 @@ def annotation_stage(d: DumpReader, p: Pipeline) -> dict:
     return out
 
 
-RUNNERS: dict[str, Callable[[DumpReader, Pipeline], dict]] = {
+FRONT_END: dict[str, Callable[[DumpReader, Pipeline], dict]] = {
     "01-audio": audio_stage,
     "02-chunks": chunks_stage,
     "03-segmentation": segmentation_stage,
@@ -179,10 +189,17 @@ RUNNERS: dict[str, Callable[[DumpReader, Pipeline], dict]] = {
     "08-embeddings": embeddings_stage,
     "09-filter": filter_stage,
     "10-linkage": linkage_stage,
-    "11-fcluster": fcluster_stage,
-    "12-assign": assign_stage,
-    "13-reconstruct": reconstruct_stage,
-    "14-annotation": annotation_stage,
+}
+
+# each pipeline's stages, by the names of its description (port.vocabulary)
+RUNNERS: dict[str, dict[str, Callable[[DumpReader, Pipeline], dict]]] = {
+    "3.1": {
+        **FRONT_END,
+        "11-fcluster": fcluster_stage,
+        "12-assign": assign_stage,
+        "13-reconstruct": reconstruct_stage,
+        "14-annotation": annotation_stage,
+    },
 }
 
 
@@ -191,4 +208,9 @@ def run_stage(stage: str, dumps: DumpReader, pipeline: Pipeline) -> dict:
     reference never reached that stage, e.g. after an early exit on silence)."""
     if not dumps.names(stage):
         return {}
-    return RUNNERS[stage](dumps, pipeline)
+    return RUNNERS[dumps.pipeline][stage](dumps, pipeline)
+
+
+def runner(pipeline: Pipeline) -> Callable[[str, DumpReader], dict]:
+    """`run_stage` bound to a port pipeline: what `harness.compare.judge` is handed."""
+    return lambda stage, dumps: run_stage(stage, dumps, pipeline)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from port.compare import export_bounds
+from harness.compare import export_bounds
 
 from . import models
 

@@ -4,7 +4,7 @@ pyannote computes in float32. Recomputing a stage in float64 with pyannote's own
 torch code tells how far pyannote's float32 result is from the exact value; a port
 whose drift from pyannote is a small multiple of that is as exact as pyannote itself.
 
-Two measurements per float name (see port/compare.py for how they are used):
+Two measurements per float name (see harness/compare.py for how they are used):
 
 - ``isolated``: the stage in float64 on the reference's own dumped (float32) inputs;
   it is the yardstick for the port's stage run alone on those same inputs;
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from port.compare import NOISE_FILE, noise_rule
+from harness.compare import NOISE_FILE, noise_rule
 from port.dumps import DumpError, DumpReader
 
 from . import models as reference_models

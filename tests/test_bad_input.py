@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from port import audio
-from port.compare import compare_trees, first_failure
+from harness.compare import compare_trees, first_failure
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "tests" / "data" / "sample.wav"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from port import audio
-from port.compare import tolerances
+from harness.compare import tolerances
 
 DATA = Path(__file__).parent / "data"
 FORMATS = {  # ffmpeg codec options

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from port import runtime
-from port.compare import export_bounds
+from harness.compare import export_bounds
 
 from .conftest import RECORDINGS
 

@@ -1,4 +1,4 @@
-"""port.clustering.linkage / fcluster against scipy.cluster.hierarchy.
+"""port.linkage.linkage / fcluster against scipy.cluster.hierarchy.
 
 Merge columns (ids, counts) and flat labels must be exactly equal; heights
 within rtol 1e-9 (in practice they are bit-identical).
@@ -17,8 +17,8 @@ from scipy.cluster import hierarchy as H
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from port import clustering as C  # noqa: E402
-from port.clustering import fcluster, linkage  # noqa: E402
+from port import linkage as C  # noqa: E402
+from port.linkage import fcluster, linkage  # noqa: E402
 
 
 def scipy_linkage(X):
@@ -329,7 +329,7 @@ def test_module_imports_no_torch():
     import subprocess
 
     code = (
-        "import sys; sys.path.insert(0, %r); import port.clustering; "
+        "import sys; sys.path.insert(0, %r); import port.clustering, port.linkage; "
         "bad = [m for m in ('torch', 'torchaudio', 'pyannote', 'scipy.cluster') "
         "if m in sys.modules]; print(bad); assert not bad"
     ) % str(Path(__file__).resolve().parents[1])

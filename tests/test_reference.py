@@ -9,7 +9,10 @@ import warnings
 import numpy as np
 import pytest
 
-from port.dumps import STAGES, DumpReader, DumpWriter
+from port.dumps import DumpReader, DumpWriter
+from port.vocabulary import PIPELINE_31
+
+STAGES = PIPELINE_31.stage_names
 
 from .conftest import RECORDINGS
 

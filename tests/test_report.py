@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from port import report
+from harness import report
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from port.compare import compare_trees, compare_values, first_failure, unreached_reason
-from port.dumps import STAGES, DumpReader
+from harness.compare import compare_trees, compare_values, first_failure, unreached_reason
+from port.dumps import DumpReader
 from port.stages import run_stage
+from port.vocabulary import PIPELINE_31
 
 from .conftest import EDGE_RECORDINGS, RECORDINGS
 
 PARITY = sorted({**RECORDINGS, **EDGE_RECORDINGS})
+STAGES = PIPELINE_31.stage_names
 
 
 def _outputs(reader: DumpReader, stage: str) -> list[str]:

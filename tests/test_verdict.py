@@ -17,7 +17,7 @@ import pytest
 from scipy.cluster.hierarchy import linkage
 
 import verify
-from port.compare import compare_values, judge, parse_stages, tolerances, unreached_reason
+from harness.compare import compare_values, judge, parse_stages, tolerances, unreached_reason
 from port.dumps import DumpReader, DumpWriter
 
 

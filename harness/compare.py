@@ -1,10 +1,12 @@
 """The verdict: two dump trees compared stage by stage, within the rules of pyproject.toml.
 
-`judge(reference_dir, candidate_dir, pipeline=None, stages=None)` is the one judging
+`judge(reference_dir, candidate_dir, runner=None, stages=None)` is the one judging
 function `verify.py run`, `verify.py compare`, the tests and the mutation benchmark
-share. It compares every name both sides dumped (the chain), runs each port stage
-alone on the reference's inputs when a port pipeline is given (isolated), says why a
-stage neither side reached was skipped, and names the first failing stage.
+share. It compares every name both sides dumped (the chain), judges each port stage
+run alone on the reference's inputs when a stage runner is handed in (isolated), says
+why a stage neither side reached was skipped, and names the first failing stage. The
+stages, their names and the reasons a stage may be unreached come from the pipeline's
+description (`port.vocabulary`); this module holds only the rules.
 
 Rules (the configuration is in pyproject's [tool.verify]; nothing here is specific
 to one stage):
@@ -16,7 +18,10 @@ to one stage):
   candidate never dumped shows as "not implemented");
 - linkage merges (names configured ``merge_order``) may come in another order in a
   chain only between merges whose heights differ by less than twice the measured
-  height drift; each reordering is counted and shown.
+  height drift; each reordering is counted and shown;
+- eigenvector-derived columns (names configured ``column_signs``, the PLDA features)
+  are defined only up to each column's sign: the candidate's columns are aligned to
+  the reference's signs first, and the flips are counted and shown.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .dumps import STAGES, DumpError, DumpReader, axes, locate
+from port.dumps import DumpError, DumpReader, locate
+from port.vocabulary import ALL_STAGES, REASONS, Description, axes
+from port.vocabulary import pipeline as describe
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 NOISE_FILE = "noise.json"
@@ -48,7 +55,7 @@ def _config_file(path: str | Path = PYPROJECT) -> dict:
 def tolerances(path: str | Path = PYPROJECT) -> dict[str, dict]:
     """[tool.verify.stages] of pyproject.toml: {stage: {atol, chain_atol, rtol, discrete, ...}}."""
     stages = _config_file(path).get("stages", {})
-    missing = [s for s in STAGES if s not in stages]
+    missing = [s for s in ALL_STAGES if s not in stages]
     if missing:
         raise DumpError(f"{path}: [tool.verify.stages] lacks {', '.join(missing)}")
     return stages
@@ -67,24 +74,25 @@ def export_bounds(path: str | Path = PYPROJECT) -> dict:
     return bounds
 
 
-def parse_stages(text: str | None) -> list[str] | None:
-    """'01-05,08' -> the stage folder names (ranges and lists, numbers or full names)."""
+def parse_stages(text: str | None, pipeline: str | None = None) -> list[str] | None:
+    """'01-05,08' -> the stage folder names of `pipeline` (ranges and lists, numbers or full names)."""
     if not text:
         return None
-    numbers = {s[:2]: s for s in STAGES}
+    order = describe(pipeline).stage_names
+    numbers = {s[:2]: s for s in order}
     chosen: list[str] = []
     for part in text.replace(" ", "").split(","):
-        if part in STAGES:
+        if part in order:
             chosen.append(part)
             continue
         match = re.fullmatch(r"(\d{1,2})(?:-(\d{1,2}))?", part)
         if not match:
             raise ValueError(f"--stages: cannot read {part!r} (want e.g. 01-05,08)")
         first, last = int(match[1]), int(match[2] or match[1])
-        if not (1 <= first <= last <= len(STAGES)):
-            raise ValueError(f"--stages: {part!r} is outside 01-{len(STAGES):02d}")
+        if not (1 <= first <= last <= len(order)):
+            raise ValueError(f"--stages: {part!r} is outside 01-{len(order):02d}")
         chosen.extend(numbers[f"{n:02d}"] for n in range(first, last + 1))
-    return [s for s in STAGES if s in chosen]
+    return [s for s in order if s in chosen]
 
 
 # ----------------------------------------------------------------------------- rows
@@ -109,6 +117,7 @@ class Row:
     noise_percentile: float | None = None
     noise_ratio: float | None = None  # drift / noise at the max
     reordered: int = 0  # linkage merges that came in another order (chain only)
+    flipped: int = 0  # eigenvector columns whose sign the candidate has the other way round
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -235,6 +244,16 @@ def compare_values(stage: str, name: str, reference, candidate, chain: bool = Fa
             reorder_note = f"{reordered} merges reordered (heights {gaps.max():.1e} apart <= 2 x drift {drift:.1e})"
         b[:, :2] = a[:, :2]  # same clusters: the ids are the order's, already checked
 
+    flipped_note, flipped = "", 0
+    if config.get("column_signs") and a.ndim == 2 and a.shape[1] > 0:
+        # each column is an eigenvector's coordinate: defined up to its sign
+        agree = np.nansum(np.nan_to_num(a) * np.nan_to_num(b), axis=0)
+        flips = agree < 0
+        b[:, flips] *= -1.0
+        flipped = int(flips.sum())
+        if flips.any():
+            flipped_note = f"{int(flips.sum())} of {a.shape[1]} columns sign-flipped (aligned before comparing)"
+
     columns = config.get("discrete_columns")
     exact = np.zeros(a.shape, dtype=bool)
     if columns and a.ndim == 2:
@@ -304,9 +323,11 @@ def compare_values(stage: str, name: str, reference, candidate, chain: bool = Fa
         where = _where(stage, name, a.shape, worst, reader)
     if reorder_note:
         notes.append(reorder_note)
+    if flipped_note:
+        notes.append(flipped_note)
     return Row(stage, name, "float", max_abs, max_rel, int(exact_differ.size + nonfinite.size), size,
                float(allowed), passed, "; ".join(notes), over, where, percentile_drift,
-               noise_max, noise_p, ratio, reordered)
+               noise_max, noise_p, ratio, reordered, flipped)
 
 
 # ----------------------------------------------------------------------------- stages
@@ -337,22 +358,43 @@ def compare_trees(reference: str | Path, candidate: str | Path, chain: bool = Tr
     return judge(reference, candidate).chain
 
 
+def _silence(reference: DumpReader) -> str | None:
+    if reference.has("05-count", "out_count") and not np.any(np.asarray(reference.load("05-count", "out_count"))):
+        return REASONS["silence"]
+    return None
+
+
+def _few_embeddings(reference: DumpReader) -> str | None:
+    if reference.has("09-filter", "out_embeddings"):
+        kept = np.asarray(reference.load("09-filter", "out_embeddings")).shape[0]
+        if kept < 2:
+            return f"{kept} embedding(s) after filtering, fewer than 2: pyannote skips the clustering proper"
+    return None
+
+
+def _one_cluster(reference: DumpReader) -> str | None:
+    for stage in reference.stages():
+        for name in ("in_max_clusters", "in_num_clusters"):
+            if stage.endswith("-assign") and reference.has(stage, name) and float(reference.load(stage, name)) == 1:
+                return f"{name[3:]} = 1: pyannote skips clustering"
+    return None
+
+
+# the rule behind each reason a pipeline description names (port.vocabulary.REASONS):
+# each reads the reference's own dumps, so a stage is excused only when pyannote's
+# data says why
+REASON_RULES = {"silence": _silence, "few_embeddings": _few_embeddings, "one_cluster": _one_cluster}
+
+
 def unreached_reason(reference: DumpReader, stage: str) -> str | None:
     """Why pyannote legitimately never reached `stage`, derived from its dumps (None: no reason)."""
-    index = STAGES.index(stage)
-    if index > STAGES.index("05-count") and reference.has("05-count", "out_count"):
-        if not np.any(np.asarray(reference.load("05-count", "out_count"))):
-            return "nobody speaks: pyannote returns after 05-count"
-    if stage in ("10-linkage", "11-fcluster"):
-        if reference.has("09-filter", "out_embeddings"):
-            kept = np.asarray(reference.load("09-filter", "out_embeddings"))
-            if kept.shape[0] < 2:
-                return f"{kept.shape[0]} embedding(s) after filtering, fewer than 2: pyannote skips linkage"
-        for name in ("in_max_clusters", "in_num_clusters"):
-            if reference.has("12-assign", name):
-                value = float(reference.load("12-assign", name))
-                if value == 1:
-                    return f"{name[3:]} = 1: pyannote skips clustering"
+    description = describe(reference.pipeline)
+    if not description.has(stage):
+        return None
+    for reason in description.stage(stage).unreached:
+        found = REASON_RULES[reason](reference)
+        if found:
+            return found
     return None
 
 
@@ -380,6 +422,7 @@ class Verdict:
     recording: str
     stages: dict[str, StageVerdict]
     noise: str = ""  # where the noise came from, or why there is none
+    pipeline: str = "3.1"
 
     @property
     def chain(self) -> list[Row]:
@@ -416,7 +459,8 @@ class Verdict:
         return [s.stage for s in self.stages.values() if s.status == "not implemented"]
 
     def as_dict(self) -> dict:
-        return {"name": self.recording, "passed": self.passed, "first_failure": self.first_failure,
+        return {"name": self.recording, "pipeline": self.pipeline, "passed": self.passed,
+                "first_failure": self.first_failure,
                 "not_implemented": self.not_implemented, "noise_source": self.noise,
                 "stages": [s.as_dict() for s in self.stages.values()]}
 
@@ -437,19 +481,35 @@ def load_noise(reference: DumpReader) -> tuple[dict, str]:
     return stored.get("stages", {}), f"pyannote float32 vs float64, {stored.get('chunks_note', 'all chunks')}"
 
 
-def judge(reference_dir: str | Path, candidate_dir: str | Path, pipeline=None,
+def check_pipelines(reference: DumpReader, candidate: DumpReader) -> Description:
+    """The pipeline both dumps were made with; one line (DumpError) when they differ."""
+    if reference.pipeline != candidate.pipeline:
+        raise DumpError(
+            f"{candidate.path}: a {candidate.pipeline} dump cannot be judged against a {reference.pipeline} "
+            f"reference ({reference.path}); rerun one side with --pipeline {reference.pipeline}"
+        )
+    try:
+        return describe(reference.pipeline)
+    except KeyError as error:
+        raise DumpError(f"{reference.path}: {error.args[0]}") from None
+
+
+def judge(reference_dir: str | Path, candidate_dir: str | Path, runner=None,
           stages: list[str] | None = None) -> Verdict:
     """The verdict on one recording: `candidate_dir`'s dumps against `reference_dir`'s.
 
-    pipeline: a port `Pipeline`; when given, each stage is also run alone on the
-    reference's inputs (port.stages.run_stage) and judged (isolated rows).
+    runner: ``runner(stage, reference_reader) -> {name: value}``, a port's stage run
+    alone on the reference's inputs (`port.stages.runner(pipeline)`); when given, each
+    stage is also judged isolated. The harness never imports the port's pipeline: the
+    caller hands it in.
     stages: limit the verdict to these stages (see `parse_stages`); the others are
     "excluded", and stages the candidate lacks are then not failures.
     """
     reference, candidate = DumpReader(reference_dir), DumpReader(candidate_dir)
+    description = check_pipelines(reference, candidate)
     noise, noise_source = load_noise(reference)
     verdicts: dict[str, StageVerdict] = {}
-    for stage in STAGES:
+    for stage in description.stage_names:
         if stages is not None and stage not in stages:
             verdicts[stage] = StageVerdict(stage, "excluded", "not in --stages")
             continue
@@ -469,19 +529,17 @@ def judge(reference_dir: str | Path, candidate_dir: str | Path, pipeline=None,
             continue
         verdict = StageVerdict(stage, "pass")
         verdict.chain = compare_stage(reference, candidate, stage, chain=True, noise=noise.get(stage, {}).get("chain"))
-        if pipeline is not None:
-            verdict.isolated = isolated_rows(reference, stage, pipeline, noise.get(stage, {}).get("isolated"))
+        if runner is not None:
+            verdict.isolated = isolated_rows(reference, stage, runner, noise.get(stage, {}).get("isolated"))
         if any(not r.passed for r in verdict.chain + verdict.isolated):
             verdict.status = "fail"
         verdicts[stage] = verdict
-    return Verdict(reference.path.name, verdicts, noise_source)
+    return Verdict(reference.path.name, verdicts, noise_source, description.name)
 
 
-def isolated_rows(reference: DumpReader, stage: str, pipeline, noise: dict | None = None) -> list[Row]:
+def isolated_rows(reference: DumpReader, stage: str, runner, noise: dict | None = None) -> list[Row]:
     """The port's stage run alone on the reference's inputs, against the reference's outputs."""
-    from .stages import run_stage  # the port pipeline, only when asked
-
-    produced = run_stage(stage, reference, pipeline)
+    produced = runner(stage, reference)
     expected = _names(reference, stage, outputs_only=True)
     rows = []
     noise = noise or {}

@@ -6,7 +6,7 @@ draw the same page:
 - per float stage, the candidate's drift from pyannote over time (max |difference| per
   10 s chunk, per second for the waveform), beside pyannote's own float32 noise where
   `reference/noise.py` stored it (``noise.json`` beside the reference dump);
-- the two diarizations (14-annotation's RTTM) as stacked timelines, their differences in red;
+- the two diarizations (the annotation stage's RTTM) as stacked timelines, their differences in red;
 - the worst chunk's segmentation (03/04) on both sides.
 
 matplotlib (installed with pyannote.audio) is imported only here, on demand, so `port`
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .compare import NOISE_FILE  # written by reference/noise.py beside the reference's manifest
-from .dumps import STAGES, DumpReader
+from port.dumps import DumpReader
+from port.vocabulary import pipeline as describe
 
 SAMPLE_RATE = 16000
 # float names drawn over time, and how their leading axis maps to audio time
@@ -222,12 +223,13 @@ def diarization_differences(ref_turns, cand_turns, resolution: float = 0.01):
 
 def _figure_diarization(reference, candidate, names) -> tuple[str | None, str]:
     rttm = "out_diarization.rttm"
-    if not reference.has("14-annotation", rttm):
+    annotation = describe(reference.pipeline).named("annotation")
+    if not reference.has(annotation, rttm):
         return None, "the reference has no diarization (pyannote stopped early)"
-    if not candidate.has("14-annotation", rttm):
-        return None, "the candidate has no diarization (14-annotation not implemented)"
-    ref_turns = read_rttm(reference.load("14-annotation", rttm))
-    cand_turns = read_rttm(candidate.load("14-annotation", rttm))
+    if not candidate.has(annotation, rttm):
+        return None, f"the candidate has no diarization ({annotation} not implemented)"
+    ref_turns = read_rttm(reference.load(annotation, rttm))
+    cand_turns = read_rttm(candidate.load(annotation, rttm))
     spans = diarization_differences(ref_turns, cand_turns)
     labels = sorted({t[2] for t in ref_turns + cand_turns})
     plt = _pyplot()
@@ -345,7 +347,7 @@ def _status(verdict) -> dict[str, tuple[str, str]]:
 
 def _summary_rows(reference: DumpReader, candidate: DumpReader, status: dict[str, str]) -> str:
     rows = []
-    for stage in STAGES:
+    for stage in describe(reference.pipeline).stage_names:
         names = reference.names(stage)
         if not names:
             continue
