@@ -11,6 +11,7 @@ in ``reference/pretrained/plda/`` (CC-BY-4.0, BUT Speech@FIT; see its README).
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,11 @@ def l2_norm(vec_or_matrix: np.ndarray) -> np.ndarray:
 def load_npz(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The named float arrays of an .npz file; anything wrong raises PLDAError naming the file."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise PLDAError(f"PLDA file {path}: not found")
+    if not path.is_file():
+        raise PLDAError(f"PLDA file {path}: not a file")
+    npz = None
     try:
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):
@@ -53,7 +57,10 @@ def load_npz(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
             arrays = {key: npz[key] for key in keys}
     except PLDAError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as error:
+        if "pickle" in str(error):  # an object array, or numpy's guess for bytes that are neither .npy nor .npz
+            what = "holds pickled (object) arrays, not loaded" if npz is not None else "not an .npz archive"
+            raise PLDAError(f"PLDA file {path}: {what}") from None
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise PLDAError(f"PLDA file {path}: unreadable or truncated ({reason})") from None
     for key, value in arrays.items():
