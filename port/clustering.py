@@ -19,6 +19,7 @@ from scipy.spatial.distance import cdist
 
 from .dumps import encode_optional
 from .linkage import fcluster, linkage
+from .vbx import cluster_vbx
 
 __all__ = [
     "linkage",
@@ -311,3 +312,230 @@ class AgglomerativeClustering:
                           max_clusters=max_clusters, threshold=self.threshold, min_cluster_size=self.min_cluster_size,
                           method=self.method, metric=self.metric, constrained_assignment=self.constrained_assignment,
                           trace=trace)
+
+
+# --- pyannote.audio.pipelines.clustering, VBxClustering as in pyannote 4.0.7 (community-1) ---
+#
+# Stages, each a function that can run alone on dumped inputs:
+#   09-filter     filter_embeddings (above)
+#   10/11         vbx_ahc_init: centroid linkage of the L2-normalised embeddings, cut at threshold
+#   12-plda       vbx_plda: x-vectors into the PLDA space (port.plda.PLDA)
+#   13-vbx        port.vbx.cluster_vbx
+#   14-centroids  vbx_centroids: VBx-weighted centroids, K-Means when the count breaks the constraints
+#   15-assign     vbx_assign: 2 - cosine distance to each centroid, constrained (Hungarian) or argmax
+
+__all__ += ["vbx_ahc_init", "vbx_plda", "vbx_centroids", "vbx_assign", "VBxClustering"]
+
+
+def _segmentation_data(segmentations) -> np.ndarray:
+    """The (num_chunks, num_frames, num_speakers) array of a SlidingWindowFeature or of a plain array."""
+    return np.asarray(getattr(segmentations, "data", segmentations))
+
+
+def vbx_ahc_init(train_embeddings: np.ndarray, threshold: float = 0.6, trace=None) -> tuple[np.ndarray, np.ndarray]:
+    """`VBxClustering.__call__`'s AHC: centroid linkage of the L2-normalised train embeddings,
+    fcluster at `threshold` (distance), labels renumbered 0..K-1 by np.unique.
+
+    Returns (ahc_clusters (E,) int64, train_embeddings_normed (E, D), the array K-Means reuses)."""
+    train_embeddings_normed = train_embeddings / np.linalg.norm(train_embeddings, axis=1, keepdims=True)
+    dendrogram = linkage(train_embeddings_normed, method="centroid", metric="euclidean")
+    if trace is not None:
+        # a copy: K-Means (copy_x=False) later shifts this array in place by its mean and back
+        trace("10-linkage", "in_X", np.array(train_embeddings_normed, copy=True))
+        trace("10-linkage", "out_Z", dendrogram)
+    labels = fcluster(dendrogram, threshold, criterion="distance")
+    ahc_clusters = labels - 1
+    _, ahc_clusters = np.unique(ahc_clusters, return_inverse=True)
+    if trace is not None:
+        trace("11-fcluster", "in_threshold", np.float64(threshold))
+        trace("11-fcluster", "call0_in_Z", dendrogram)
+        trace("11-fcluster", "call0_in_t", np.float64(threshold))
+        trace("11-fcluster", "call0_out_labels", labels)
+        trace("11-fcluster", "out_ahc_clusters", ahc_clusters.astype(np.int64, copy=False))
+    return ahc_clusters, train_embeddings_normed
+
+
+def vbx_plda(plda, train_embeddings: np.ndarray, trace=None) -> np.ndarray:
+    """`VBxClustering.__call__`'s ``fea = self.plda(train_embeddings)``, as its two transforms
+    (``xvec_tf`` then ``plda_tf``, as `PLDA.__call__` composes them). Returns fea (E, lda_dimension)."""
+    xvec = plda.xvec_tf(train_embeddings)
+    fea = plda.plda_tf(xvec, lda_dim=plda.lda_dimension)
+    if trace is not None:
+        trace("12-plda", "in_lda_dimension", np.int64(plda.lda_dimension))
+        trace("12-plda", "out_xvec", xvec)
+        trace("12-plda", "out_fea", fea)
+        trace("12-plda", "out_phi", plda.phi)
+    return fea
+
+
+def vbx_centroids(
+    q: np.ndarray,
+    sp: np.ndarray,
+    train_embeddings: np.ndarray,
+    train_embeddings_normed: np.ndarray,
+    num_clusters: int | None = None,
+    min_clusters: int | float = 1,
+    max_clusters: int | float = np.inf,
+    trace=None,
+) -> tuple[np.ndarray, bool]:
+    """`VBxClustering.__call__`'s centroids: responsibility-weighted means of the speakers VBx
+    kept (``sp > 1e-7``); re-clustered with K-Means (n_init=3, random_state=42, copy_x=False, on
+    the normalised embeddings, which it shifts in place and back) when the automatic count is
+    below `min_clusters`, above `max_clusters` or differs from `num_clusters`.
+
+    Returns (centroids (K', D): float64, or the embeddings' dtype after K-Means, as pyannote's
+    np.mean gives; kmeans_ran: constrained assignment is disabled when True)."""
+    if trace is not None:
+        trace("14-centroids", "in_num_clusters", encode_optional(num_clusters))
+        trace("14-centroids", "in_min_clusters", encode_optional(min_clusters))
+        trace("14-centroids", "in_max_clusters", encode_optional(max_clusters))
+    dimension = train_embeddings.shape[-1]
+    kept = sp > 1e-7
+    W = q[:, kept]  # responsibilities of speakers that VBx kept
+    centroids = W.T @ train_embeddings.reshape(-1, dimension) / W.sum(0, keepdims=True).T
+
+    auto_num_clusters, _ = centroids.shape
+    if auto_num_clusters < min_clusters:
+        num_clusters = min_clusters
+    elif auto_num_clusters > max_clusters:
+        num_clusters = max_clusters
+    kmeans_ran = bool(num_clusters and num_clusters != auto_num_clusters)
+    kmeans_clusters = None
+    if kmeans_ran:
+        from sklearn.cluster import KMeans  # pyannote's own K-Means, same seed
+
+        kmeans_clusters = KMeans(n_clusters=num_clusters, n_init=3, random_state=42, copy_x=False).fit_predict(
+            train_embeddings_normed
+        )
+        centroids = np.vstack([np.mean(train_embeddings[kmeans_clusters == k], axis=0) for k in range(num_clusters)])
+    if trace is not None:
+        trace("14-centroids", "out_kept", kept)
+        trace("14-centroids", "out_centroids", centroids)
+        if kmeans_clusters is not None:
+            trace("14-centroids", "out_kmeans_clusters", kmeans_clusters)
+    return centroids, kmeans_ran
+
+
+def vbx_assign(
+    embeddings: np.ndarray,
+    centroids: np.ndarray,
+    segmentations,
+    constrained: bool = True,
+    metric: str = "cosine",
+    trace=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`VBxClustering.__call__`'s assignment: soft = 2 - cdist(embeddings, centroids); when
+    constrained, inactive (chunk, speaker) pairs get ``soft.min() - 1`` and the Hungarian
+    assignment decides (int8 labels), otherwise argmax (int64). Returns (hard (C, S), soft (C, S, K'))."""
+    data = _segmentation_data(segmentations)
+    num_chunks, num_speakers, dimension = embeddings.shape
+    e2k_distance = cdist(embeddings.reshape(num_chunks * num_speakers, dimension), centroids, metric=metric).reshape(
+        num_chunks, num_speakers, -1
+    )
+    soft_clusters = 2 - e2k_distance
+    if constrained:
+        const = soft_clusters.min() - 1.0  # const < any valid score (NaN when an embedding is NaN, as in pyannote)
+        soft_clusters[data.sum(1) == 0] = const
+        hard_clusters = constrained_argmax(soft_clusters)
+    else:
+        hard_clusters = np.argmax(soft_clusters, axis=2)
+    hard_clusters = hard_clusters.reshape(num_chunks, num_speakers)
+    if trace is not None:
+        trace("15-assign", "out_soft_clusters", soft_clusters)
+        trace("15-assign", "out_hard_clusters", hard_clusters)
+    return hard_clusters, soft_clusters
+
+
+class VBxClustering:
+    """`pyannote.audio.pipelines.clustering.VBxClustering` (community-1: threshold 0.6,
+    Fa 0.07, Fb 0.8, 20 VBx iterations, init smoothing 7, cosine, constrained assignment).
+
+    `plda`: a `port.plda.PLDA` (anything with ``xvec_tf``, ``plda_tf``, ``phi``, ``lda_dimension``)."""
+
+    expects_num_clusters = False
+
+    def __init__(
+        self,
+        plda,
+        threshold: float = 0.6,
+        Fa: float = 0.07,
+        Fb: float = 0.8,
+        metric: str = "cosine",
+        constrained_assignment: bool = True,
+        max_iters: int = 20,
+        init_smoothing: float = 7.0,
+    ):
+        self.plda = plda
+        self.threshold = threshold
+        self.Fa = Fa
+        self.Fb = Fb
+        self.metric = metric
+        self.constrained_assignment = constrained_assignment
+        self.max_iters = max_iters
+        self.init_smoothing = init_smoothing
+
+    def __call__(
+        self,
+        embeddings: np.ndarray,
+        segmentations,
+        num_clusters: int | None = None,
+        min_clusters: int | None = None,
+        max_clusters: int | None = None,
+        trace=None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`VBxClustering.__call__`: (hard_clusters (C, S), soft_clusters (C, S, K'), centroids (K', D)).
+
+        `segmentations`: (C, F, S) binarized, a SlidingWindowFeature or its array. pyannote gets
+        min/max from `SpeakerDiarization.apply` (set_num_speakers: 1 and inf by default) and
+        fails on None; here None means those defaults. No set_num_clusters, as in pyannote."""
+        min_clusters = 1 if min_clusters is None else min_clusters
+        max_clusters = np.inf if max_clusters is None else max_clusters
+        constrained_assignment = self.constrained_assignment
+        data = _segmentation_data(segmentations)
+
+        train_embeddings, train_chunk_idx, train_speaker_idx = filter_embeddings(embeddings, data)
+        if trace is not None:
+            trace("09-filter", "out_embeddings", train_embeddings)
+            trace("09-filter", "out_chunk_idx", train_chunk_idx)
+            trace("09-filter", "out_speaker_idx", train_speaker_idx)
+
+        if train_embeddings.shape[0] < 2:
+            # do NOT apply clustering when the number of training embeddings is less than 2
+            num_chunks, num_speakers, _ = embeddings.shape
+            hard_clusters = np.zeros((num_chunks, num_speakers), dtype=np.int8)
+            soft_clusters = np.ones((num_chunks, num_speakers, 1))
+            centroids = _mean_rows(train_embeddings)[None]  # np.mean(..., keepdims=True)
+            if trace is not None:
+                trace("15-assign", "out_soft_clusters", soft_clusters)
+                trace("15-assign", "out_hard_clusters", hard_clusters)
+            return hard_clusters, soft_clusters, centroids
+
+        ahc_clusters, train_embeddings_normed = vbx_ahc_init(train_embeddings, self.threshold, trace=trace)
+        fea = vbx_plda(self.plda, train_embeddings, trace=trace)
+        q, sp = cluster_vbx(
+            ahc_clusters,
+            fea,
+            self.plda.phi,
+            Fa=self.Fa,
+            Fb=self.Fb,
+            maxIters=self.max_iters,
+            init_smoothing=self.init_smoothing,
+            trace=trace,
+        )
+        centroids, kmeans_ran = vbx_centroids(
+            q,
+            sp,
+            train_embeddings,
+            train_embeddings_normed,
+            num_clusters=num_clusters,
+            min_clusters=min_clusters,
+            max_clusters=max_clusters,
+            trace=trace,
+        )
+        if kmeans_ran:
+            # disable constrained assignment when forcing the number of clusters
+            constrained_assignment = False
+        hard_clusters, soft_clusters = vbx_assign(
+            embeddings, centroids, data, constrained=constrained_assignment, metric=self.metric, trace=trace
+        )
+        return hard_clusters, soft_clusters, centroids
