@@ -92,12 +92,13 @@ def _manifest(side: str, uri: str, audio_path: Path, audio_sha: str, seg_sha: st
 
     return {
         "side": side,
+        "pipeline": args.pipeline,
         "uri": uri,
         "audio": audio_path.name,
         "audio_sha256": audio_sha,
         "segmentation_sha256": seg_sha,
         "embedding_sha256": emb_sha,
-        "parameters": Parameters().as_dict(),
+        "parameters": Parameters(pipeline=args.pipeline).as_dict(),
         "num_speakers": args.num_speakers,
         "min_speakers": args.min_speakers,
         "max_speakers": args.max_speakers,
@@ -237,6 +238,18 @@ def _der_value(components: list) -> float | None:
     return sum(c["confusion"] + c["missed detection"] + c["false alarm"] for c in components) / total
 
 
+def _plda_note(args) -> str | None:
+    """community-1's PLDA in words, with its checksum (None for 3.1)."""
+    if args.pipeline != "community-1":
+        return None
+    from port.pipeline import PLDA_DIR
+    from reference.run import sha256_file
+
+    folder = Path(args.plda or PLDA_DIR)
+    digest = sha256_file(folder / "plda.npz")[:12]
+    return "community-1's real PLDA" + ("" if args.plda else " (reference/pretrained/plda)") + f" ({digest})"
+
+
 class Setup:
     """What one process needs to verify recordings: both pipelines, loaded once."""
 
@@ -252,9 +265,12 @@ class Setup:
             self.seg_sha, self.emb_sha = models.checksum(segmentation), models.checksum(embedding)
             self.torch_models = (segmentation, embedding)
             self.folder = export_models(args, segmentation, embedding)
-            parameters = Parameters()
-            self.reference = reference_run.build_pipeline(segmentation, embedding, parameters, device=args.device)
-            self.port = Pipeline.from_folder(self.folder, device=args.device, parameters=parameters)
+            parameters = Parameters(pipeline=args.pipeline)
+            self.reference = reference_run.build_pipeline(segmentation, embedding, parameters, device=args.device,
+                                                          plda=args.plda)
+            self.port = Pipeline.from_folder(self.folder, device=args.device, parameters=parameters, plda=args.plda)
+        self.pipeline = args.pipeline
+        self.plda = _plda_note(args)
         self.device = describe(args.device)
         self.models = {
             "segmentation": models.describe("segmentation", args.segmentation, args.models),
@@ -278,7 +294,8 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
     root = Path(args.dumps)
     speakers = {"num_speakers": args.num_speakers, "min_speakers": args.min_speakers, "max_speakers": args.max_speakers}
     audio_sha = reference_run.sha256_file(path)
-    common = {"models": setup.models, "versions": reference_run.versions()}
+    common = {"models": {**setup.models, **({"plda": setup.plda} if setup.plda else {})},
+              "versions": reference_run.versions()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         progress(f"{name}: pyannote.audio")
@@ -324,8 +341,8 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
         "first_failure": first,
         "decoders": {"reference": ref_result.decoder, "port": audio.decoder(path)},
         "rttm": {
-            "reference": str(ref_dir / "14-annotation" / "out_diarization.rttm"),
-            "port": str(port_dir / "14-annotation" / "out_diarization.rttm"),
+            "reference": str(ref_dir / setup.port.description.named("annotation") / "out_diarization.rttm"),
+            "port": str(port_dir / setup.port.description.named("annotation") / "out_diarization.rttm"),
             "identical": identical,
         },
         "turns": _turns(port_result.rttm),
@@ -341,6 +358,77 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
             "chain": [row.as_dict() for row in verdict.chain],
         },
         "_verdict": verdict,  # for the table; not in report.json
+    }
+
+
+def _rttm_fields(text: str) -> list[tuple[str, str, str]]:
+    """(start, duration, speaker) of every RTTM line: what a diarization says, whatever its uri."""
+    return [(f[3], f[4], f[7]) for f in (line.split() for line in text.splitlines()) if len(f) > 7]
+
+
+def verify_given(setup: Setup, args, name: str, folder: Path, progress=None) -> dict:
+    """`--embeddings`: both sides from stage 09 on, on the folder's segmentations and embeddings."""
+    from harness.compare import judge
+    from port import inputs
+    from port.aggregate import SlidingWindow
+    from port.dumps import DumpWriter
+    from port.stages import runner
+    from reference import run as reference_run
+
+    progress = progress or (lambda description, total=None, completed=0: None)
+    given = inputs.load_given(folder)
+    root = Path(args.dumps)
+    speakers = {"num_speakers": args.num_speakers, "min_speakers": args.min_speakers, "max_speakers": args.max_speakers}
+    extra = {"models": {**setup.models, **({"plda": setup.plda} if setup.plda else {})},
+             "versions": reference_run.versions(), "given": ["04-multilabel", "08-embeddings"],
+             "embeddings": str(folder)}
+    digest = inputs.given_sha256(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        progress(f"{name}: pyannote.audio from 09")
+        with DumpWriter(root, "reference", name, args.format) as writer:
+            t0 = time.perf_counter()
+            ref_result = reference_run.run_embeddings(name, given["segmentations"], given["embeddings"], setup.reference,
+                                                      given["chunks"], given["frames"], **speakers, hook=writer)
+            ref_seconds = time.perf_counter() - t0
+            writer.commit(_manifest("reference", name, folder, digest, setup.seg_sha, setup.emb_sha, args,
+                                    {**extra, "decoder": ref_result.decoder}))
+        progress(f"{name}: port from 09")
+        with DumpWriter(root, "port", name, args.format) as writer:
+            t0 = time.perf_counter()
+            port_result = setup.port.from_embeddings(
+                name, given["segmentations"], given["embeddings"], **speakers,
+                chunks=SlidingWindow(*given["chunks"]) if given["chunks"] else None,
+                frames=SlidingWindow(*given["frames"]) if given["frames"] else None, hook=writer)
+            port_seconds = time.perf_counter() - t0
+            writer.commit(_manifest("port", name, folder, digest, setup.seg_sha, setup.emb_sha, args,
+                                    {**extra, "decoder": "given segmentations and embeddings"}))
+    ref_dir, port_dir = root / "reference" / name, root / "port" / name
+    verdict = judge(ref_dir, port_dir, runner=runner(setup.port))
+    identical = port_result.rttm == ref_result.rttm
+    capture = folder / "reference.rttm"
+    matches_capture = _rttm_fields(port_result.rttm) == _rttm_fields(capture.read_text()) if capture.is_file() else None
+    annotation = setup.port.description.named("annotation")
+    return {
+        "name": name,
+        "audio": str(folder),
+        "passed": verdict.passed and identical and matches_capture is not False,
+        "first_failure": verdict.first_failure,
+        "decoders": {"reference": ref_result.decoder, "port": ref_result.decoder},
+        "rttm": {"reference": str(ref_dir / annotation / "out_diarization.rttm"),
+                 "port": str(port_dir / annotation / "out_diarization.rttm"), "identical": identical,
+                 "capture": str(capture) if capture.is_file() else None, "matches_capture": matches_capture},
+        "turns": _turns(port_result.rttm),
+        "speakers": {"reference": len(ref_result.output.speaker_diarization.labels()), "port": port_result.num_speakers},
+        "count_values": None,
+        "der": {"reference": None, "port": None},
+        "der_components": {"reference": None, "port": None},
+        "seconds": {"reference": ref_seconds, "port": port_seconds, "port_stages": port_result.seconds},
+        "providers": port_result.providers,
+        "verdict": verdict.as_dict(),
+        "stages": {"isolated": [row.as_dict() for row in verdict.isolated],
+                   "chain": [row.as_dict() for row in verdict.chain]},
+        "_verdict": verdict,
     }
 
 
@@ -363,6 +451,10 @@ def _print_recording(console, entry: dict) -> None:
         + f" ({seconds['reference'] / max(seconds['port'], 1e-9):.1f}x); decoded by {entry['decoders']['port']}"
     )
     console.print("[green]RTTM identical[/green]" if entry["rttm"]["identical"] else "[red]RTTM differs[/red]")
+    if entry["rttm"].get("matches_capture") is not None:
+        console.print(f"[green]the port's diarization equals {entry['rttm']['capture']}[/green]"
+                      if entry["rttm"]["matches_capture"] else
+                      f"[red]the port's diarization differs from {entry['rttm']['capture']}[/red]")
 
 
 def _summary(console, entries: list[dict]) -> dict:
@@ -438,6 +530,7 @@ def _run_all(console, args, recordings: list[tuple[str, Path]], setup: Setup | N
 
     entries: list[dict] = []
     if setup is not None:  # in this process, one recording after another, with stage progress
+        verify = verify_given if args.embeddings else verify_recording
         for index, (name, path) in enumerate(recordings):
             with _progress(console) as progress:
                 overall = progress.add_task(f"recordings", total=len(recordings), completed=index)
@@ -446,7 +539,7 @@ def _run_all(console, args, recordings: list[tuple[str, Path]], setup: Setup | N
                 def report(description, total=None, completed=0):
                     progress.update(task, description=description, total=total, completed=completed)
 
-                entry = verify_recording(setup, args, name, path, progress=report)
+                entry = verify(setup, args, name, path, progress=report)
                 progress.update(overall, completed=index + 1)
             _print_recording(console, entry)
             entries.append(entry)
@@ -494,10 +587,22 @@ def command_run(args) -> int:
     from port import audio, inputs
 
     console = _console()
-    paths = inputs.expand(args.audio or [SAMPLE])
-    for path in paths:  # fail fast, one line, before any model loads
-        audio.load(path)
-    recordings = list(zip(inputs.keys(paths), paths))
+    if args.embeddings:
+        if args.audio:
+            raise ValueError("--embeddings starts from given segmentations and embeddings: give no audio")
+        if args.jobs != 1 or args.scheduler:
+            raise ValueError("--embeddings runs in this process: no -j or --scheduler")
+        inputs.load_given(args.embeddings)  # fail fast, one line, before any model loads
+        paths = [Path(args.embeddings)]
+    else:
+        paths = inputs.expand(args.audio or [SAMPLE])
+        for path in paths:  # fail fast, one line, before any model loads
+            audio.load(path)
+    if args.pipeline == "community-1":
+        from port.pipeline import load_plda
+
+        load_plda(args.plda)  # a missing or damaged PLDA: one line, before any model loads
+    recordings = list(zip(inputs.keys(paths), paths)) if not args.embeddings else [(Path(args.embeddings).resolve().name, paths[0])]
     if args.format not in ("npy", "txt"):
         raise ValueError(f"--format must be npy or txt, not {args.format}")
     if args.jobs < 1:
@@ -509,9 +614,10 @@ def command_run(args) -> int:
     with console.status("loading models, exporting ONNX (cached by checksum)"):
         setup = Setup(args)  # also exports the ONNX models once, before any worker needs them
     console.print(
-        f"models: segmentation {setup.models['segmentation']} ({setup.seg_sha[:12]}), "
-        f"embedding {setup.models['embedding']} ({setup.emb_sha[:12]}); "
-        f"port runs on {setup.device}; setup {time.perf_counter() - began:.1f}s"
+        f"pipeline: {setup.pipeline}; models: segmentation {setup.models['segmentation']} ({setup.seg_sha[:12]}), "
+        f"embedding {setup.models['embedding']} ({setup.emb_sha[:12]})"
+        + (f", {setup.plda}" if setup.plda else "")
+        + f"; port runs on {setup.device}; setup {time.perf_counter() - began:.1f}s"
     )
     if setup.pyannote_decoder is None:
         console.print("[yellow]torchcodec cannot load FFmpeg: pyannote gets the port's decode, "
@@ -655,6 +761,15 @@ def _model_options(parser):
     parser.add_argument("--models-dir", default=str(REPO / "models"), help="where ONNX exports are cached")
 
 
+def _pipeline_options(parser):
+    from port.vocabulary import DEFAULT_PIPELINE, PIPELINES
+
+    parser.add_argument("--pipeline", choices=list(PIPELINES), default=DEFAULT_PIPELINE,
+                        help=f"which pyannote pipeline (default {DEFAULT_PIPELINE}, pyannote 4's own default)")
+    parser.add_argument("--plda", metavar="DIR", help="community-1's PLDA folder (xvec_transform.npz, plda.npz; "
+                                                      "default: reference/pretrained/plda)")
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="verify.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = main.add_subparsers(dest="command", required=True)
@@ -673,6 +788,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--num-speakers", type=int)
     run.add_argument("--min-speakers", type=int)
     run.add_argument("--max-speakers", type=int)
+    _pipeline_options(run)
+    run.add_argument("--embeddings", metavar="DIR",
+                     help="start both sides at 09 from DIR's segmentations.npz + raw_embeddings.npz "
+                          "(optional reconstruction.npz: the windows); the recording is named after DIR")
     run.set_defaults(func=command_run)
 
     compare = commands.add_parser("compare", help="compare two dump trees (reference first)")

@@ -72,8 +72,9 @@ def fixture_export(segmentation=None, embedding=None) -> Path:
         return export.export(segmentation, embedding)["segmentation"].parent
 
 
-def pipelines(device: str = "cpu"):
-    """(pyannote pipeline, port pipeline) on the same fixture weights."""
+def pipelines(device: str = "cpu", pipeline: str | None = None):
+    """(pyannote pipeline, port pipeline) on the same fixture weights, in `pipeline`'s
+    configuration (default: community-1, pyannote 4's)."""
     from port.pipeline import Parameters, Pipeline
     from reference import models
     from reference.run import build_pipeline
@@ -82,7 +83,7 @@ def pipelines(device: str = "cpu"):
         warnings.simplefilter("ignore")
         segmentation, embedding = models.fixture_segmentation(), models.fixture_embedding()
         folder = fixture_export(segmentation, embedding)
-        parameters = Parameters()
+        parameters = Parameters(pipeline=pipeline) if pipeline else Parameters()
         return (build_pipeline(segmentation, embedding, parameters, device=device),
                 Pipeline.from_folder(folder, device=device, parameters=parameters))
 

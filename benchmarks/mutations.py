@@ -710,6 +710,7 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown", help="write the matrix as a markdown table")
     parser.add_argument("--dumps", default=str(REPO / "dumps" / "mutations"), help="where reference dumps are kept")
     parser.add_argument("--list", action="store_true", help="list the catalogue and exit")
+    parser.add_argument("--pipeline", choices=["3.1"], default="3.1", help="which pipeline's catalogue")
     args = parser.parse_args(argv)
 
     from rich.console import Console
@@ -736,9 +737,11 @@ def main(argv=None) -> int:
         warnings.simplefilter("ignore")
         seg, emb = models.fixture_segmentation(), models.fixture_embedding()
         folder = export.export(seg, emb)["segmentation"].parent
+        parameters = Parameters(pipeline=args.pipeline)
         manifest = {"segmentation_sha256": models.checksum(seg), "embedding_sha256": models.checksum(emb), "models": "fixture",
-                    "parameters": Parameters().as_dict()}
-        bench = Bench(Path(args.dumps), Pipeline.from_folder(folder, device="cpu"), build_pipeline(seg, emb), manifest, (seg, emb))
+                    "parameters": parameters.as_dict(), "pipeline": args.pipeline}
+        bench = Bench(Path(args.dumps) / args.pipeline, Pipeline.from_folder(folder, device="cpu", parameters=parameters),
+                      build_pipeline(seg, emb, parameters), manifest, (seg, emb))
 
     rows = []
     began = time.perf_counter()

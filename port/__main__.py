@@ -22,6 +22,7 @@ from pathlib import Path
 from .audio import AudioError
 from .dumps import DumpError
 from .runtime import ModelError
+from .vocabulary import DEFAULT_PIPELINE, PIPELINES
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-speakers", type=int)
     parser.add_argument("--min-speakers", type=int)
     parser.add_argument("--max-speakers", type=int)
+    parser.add_argument("--pipeline", choices=list(PIPELINES), default=DEFAULT_PIPELINE,
+                        help=f"which pyannote pipeline (default {DEFAULT_PIPELINE}, pyannote 4's own default)")
+    parser.add_argument("--plda", help="community-1's PLDA folder (xvec_transform.npz, plda.npz)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
@@ -56,13 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from . import inputs, runtime
-    from .pipeline import Pipeline
+    from .pipeline import Parameters, Pipeline
 
     err = Console(stderr=True, highlight=False)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         folder = find_models(args.models)
-        pipeline = Pipeline.from_folder(folder, device=args.device)
+        pipeline = Pipeline.from_folder(folder, device=args.device, parameters=Parameters(pipeline=args.pipeline),
+                                        plda=args.plda)
         if not args.quiet:
             err.print(f"running on {runtime.describe(args.device)}")
         paths = inputs.expand(args.audio)

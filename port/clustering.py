@@ -324,7 +324,7 @@ class AgglomerativeClustering:
 #   14-centroids  vbx_centroids: VBx-weighted centroids, K-Means when the count breaks the constraints
 #   15-assign     vbx_assign: 2 - cosine distance to each centroid, constrained (Hungarian) or argmax
 
-__all__ += ["vbx_ahc_init", "vbx_plda", "vbx_centroids", "vbx_assign", "VBxClustering"]
+__all__ += ["vbx_ahc_init", "vbx_ahc_labels", "vbx_plda", "vbx_centroids", "vbx_assign", "VBxClustering"]
 
 
 def _segmentation_data(segmentations) -> np.ndarray:
@@ -343,6 +343,12 @@ def vbx_ahc_init(train_embeddings: np.ndarray, threshold: float = 0.6, trace=Non
         # a copy: K-Means (copy_x=False) later shifts this array in place by its mean and back
         trace("10-linkage", "in_X", np.array(train_embeddings_normed, copy=True))
         trace("10-linkage", "out_Z", dendrogram)
+    return vbx_ahc_labels(dendrogram, threshold, trace=trace), train_embeddings_normed
+
+
+def vbx_ahc_labels(dendrogram: np.ndarray, threshold: float = 0.6, trace=None) -> np.ndarray:
+    """The AHC labels VBx starts from: ``fcluster(dendrogram, threshold, "distance") - 1``,
+    renumbered 0..K-1 by np.unique; (E,) int64."""
     labels = fcluster(dendrogram, threshold, criterion="distance")
     ahc_clusters = labels - 1
     _, ahc_clusters = np.unique(ahc_clusters, return_inverse=True)
@@ -352,7 +358,7 @@ def vbx_ahc_init(train_embeddings: np.ndarray, threshold: float = 0.6, trace=Non
         trace("11-fcluster", "call0_in_t", np.float64(threshold))
         trace("11-fcluster", "call0_out_labels", labels)
         trace("11-fcluster", "out_ahc_clusters", ahc_clusters.astype(np.int64, copy=False))
-    return ahc_clusters, train_embeddings_normed
+    return ahc_clusters
 
 
 def vbx_plda(plda, train_embeddings: np.ndarray, trace=None) -> np.ndarray:

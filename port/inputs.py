@@ -78,3 +78,81 @@ def keys(paths) -> list[str]:
                 last = paths[i].name if names[i] == paths[i].name else paths[i].stem
                 names[i] = "-".join([*parts, last]).lstrip("-/") or last
     return [f"{name}-{i}" for i, name in enumerate(names)]  # pathological: keep them apart anyway
+
+
+# --------------------------------------------------------------------------- given embeddings
+WINDOW_KEYS = ("chunk_start", "chunk_duration", "chunk_step", "frame_start", "frame_duration", "frame_step")
+
+
+class GivenError(ValueError):
+    """A folder of given segmentations and embeddings that cannot be used; one line."""
+
+
+def _array(path: Path, key: str):
+    import zipfile
+
+    import numpy as np
+
+    if not path.is_file():
+        raise GivenError(f"{path}: missing (want an npz with key {key!r})")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not hasattr(npz, "files"):
+                raise GivenError(f"{path}: not an npz archive (a plain .npy?)")
+            if key not in npz.files:
+                raise GivenError(f"{path}: no key {key!r} (has {', '.join(npz.files) or 'none'})")
+            return np.asarray(npz[key])
+    except GivenError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise GivenError(f"{path}: unreadable npz ({' '.join(str(error).split())[:100]})") from None
+
+
+def load_given(folder: str | Path) -> dict:
+    """A `--embeddings` folder: ``segmentations.npz`` (key ``segmentations``, (C, F, S) float,
+    binarized), ``raw_embeddings.npz`` (key ``embeddings``, (C, S, D) float, NaN where pyannote
+    gives NaN) and optionally ``reconstruction.npz`` (the chunk and frame windows, `WINDOW_KEYS`).
+
+    Returns {"segmentations", "embeddings", "chunks": (start, duration, step) | None,
+    "frames": ... | None}; GivenError (one line) on anything missing, damaged or inconsistent."""
+    import numpy as np
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GivenError(f"{folder}: not a folder (want segmentations.npz and raw_embeddings.npz in it)")
+    segmentations = _array(folder / "segmentations.npz", "segmentations")
+    embeddings = _array(folder / "raw_embeddings.npz", "embeddings")
+    for name, value, ndim in (("segmentations", segmentations, 3), ("embeddings", embeddings, 3)):
+        if value.dtype.kind != "f":
+            raise GivenError(f"{folder}: {name} are {value.dtype}, not float")
+        if value.ndim != ndim:
+            raise GivenError(f"{folder}: {name} have shape {value.shape}, want 3 axes")
+    if segmentations.shape[0] != embeddings.shape[0]:
+        raise GivenError(f"{folder}: {segmentations.shape[0]} chunks of segmentations but {embeddings.shape[0]} of embeddings")
+    if segmentations.shape[2] != embeddings.shape[1]:
+        raise GivenError(f"{folder}: {segmentations.shape[2]} local speakers in the segmentations but "
+                         f"{embeddings.shape[1]} in the embeddings")
+    if segmentations.shape[0] == 0:
+        raise GivenError(f"{folder}: no chunks")
+    if not np.all(np.isin(segmentations[~np.isnan(segmentations)], (0.0, 1.0))):
+        raise GivenError(f"{folder}: segmentations are not binarized (values other than 0 and 1)")
+    chunks = frames = None
+    if (folder / "reconstruction.npz").exists():
+        window = [float(np.asarray(_array(folder / "reconstruction.npz", key)).reshape(-1)[0]) for key in WINDOW_KEYS]
+        if not all(np.isfinite(window)) or min(window[1], window[2], window[4], window[5]) <= 0:
+            raise GivenError(f"{folder / 'reconstruction.npz'}: durations and steps must be positive and finite")
+        chunks, frames = tuple(window[:3]), tuple(window[3:])
+    return {"segmentations": segmentations.astype(np.float32, copy=False),
+            "embeddings": embeddings.astype(np.float32, copy=False), "chunks": chunks, "frames": frames}
+
+
+def given_sha256(folder: str | Path) -> str:
+    """What a `--embeddings` run was made from: the sha256 of its input files, in order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("segmentations.npz", "raw_embeddings.npz", "reconstruction.npz"):
+        path = Path(folder) / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

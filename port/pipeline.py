@@ -1,5 +1,6 @@
-"""The whole diarization pipeline: `SpeakerDiarization.apply` (pyannote.audio 4.0.7,
-3.1 configuration), every stage reported through one dump hook.
+"""The whole diarization pipeline: `SpeakerDiarization.apply` (pyannote.audio 4.0.7, in
+the community-1 configuration (VBxClustering, pyannote 4's default) or the 3.1 one
+(AgglomerativeClustering)), every stage reported through one dump hook.
 
     pipeline = Pipeline.from_folder("models/<export>")
     result = pipeline("meeting.wav")
@@ -26,37 +27,62 @@ from . import audio, clustering, reconstruct, runtime, segmentation
 from .aggregate import SlidingWindow
 from .dumps import encode_optional, encode_window
 from .embedding import Embedding, masks as embedding_masks
+from .plda import PLDA
 from .segmentation import Segmentation
-from .vocabulary import Description
+from .vocabulary import DEFAULT_PIPELINE, Description
 from .vocabulary import pipeline as describe
 
 Hook = Callable[[str, str, object], None]
 Progress = Callable[[str, int, int], None]
 
 
+# Where the real community-1 PLDA is kept in this repository (CC-BY-4.0; see its README)
+PLDA_DIR = Path(__file__).resolve().parent.parent / "reference" / "pretrained" / "plda"
+
+# each pipeline's clustering hyper-parameters (speaker-diarization-3.1's and
+# speaker-diarization-community-1's config.yaml)
+CLUSTERING = {
+    "3.1": {"threshold": 0.7045654963945799, "min_cluster_size": 12, "method": "centroid"},
+    "community-1": {"threshold": 0.6, "Fa": 0.07, "Fb": 0.8},
+}
+
+
 @dataclass
 class Parameters:
-    """pyannote/speaker-diarization-3.1's hyper-parameters and options."""
+    """A pipeline's hyper-parameters and options: community-1's (pyannote 4's default) or 3.1's.
 
-    pipeline: str = "3.1"
+    Clustering values left None take the pipeline's own (`CLUSTERING`)."""
+
+    pipeline: str = DEFAULT_PIPELINE
     segmentation_step: float = 0.1
     min_duration_off: float = 0.0
-    threshold: float = 0.7045654963945799
-    min_cluster_size: int = 12
-    method: str = "centroid"
+    threshold: float | None = None
+    min_cluster_size: int | None = None  # 3.1
+    method: str | None = None  # 3.1
+    Fa: float | None = None  # community-1
+    Fb: float | None = None  # community-1
     exclude_overlap: bool = True
-    # pyannote's batch sizes (the 3.1 configuration's): they do not change results
+    # pyannote's batch sizes (both configurations'): they do not change results
     segmentation_batch_size: int = 32
     embedding_batch_size: int = 32
 
+    def __post_init__(self):
+        if self.pipeline not in CLUSTERING:
+            raise ValueError(f"unknown pipeline {self.pipeline!r} (known: {', '.join(CLUSTERING)})")
+        for key, value in CLUSTERING[self.pipeline].items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
+
+    @property
+    def clustering(self) -> dict:
+        """The clustering hyper-parameters pyannote's pipeline is instantiated with."""
+        return {key: getattr(self, key) for key in CLUSTERING[self.pipeline]}
+
     def as_dict(self) -> dict:
         return {
+            "pipeline": self.pipeline,
             "segmentation": {"min_duration_off": self.min_duration_off},
-            "clustering": {
-                "method": self.method,
-                "min_cluster_size": self.min_cluster_size,
-                "threshold": self.threshold,
-            },
+            "clustering": self.clustering,
             "segmentation_step": self.segmentation_step,
             "embedding_exclude_overlap": self.exclude_overlap,
             "segmentation_batch_size": self.segmentation_batch_size,
@@ -87,6 +113,12 @@ class Result:
     @property
     def num_speakers(self) -> int:
         return len(self.labels)
+
+
+def load_plda(folder: str | Path | None = None) -> PLDA:
+    """community-1's PLDA (`core.plda.PLDA`) from a folder with xvec_transform.npz and plda.npz."""
+    folder = Path(folder or PLDA_DIR)
+    return PLDA(folder / "xvec_transform.npz", folder / "plda.npz")
 
 
 def set_num_speakers(num_speakers=None, min_speakers=None, max_speakers=None):
@@ -124,11 +156,15 @@ class Pipeline:
         embedding_model: Embedding,
         parameters: Parameters | None = None,
         workers: int = 1,
+        plda: PLDA | None = None,
     ):
         self.segmentation = segmentation_model
         self.embedding = embedding_model
         self.parameters = parameters or Parameters()
         self.workers = workers
+        if plda is None and self.parameters.pipeline == "community-1":
+            plda = load_plda()
+        self.plda = plda
 
     @classmethod
     def from_folder(
@@ -140,6 +176,7 @@ class Pipeline:
         segmentation_batch: int | None = None,
         embedding_batch: int | None = None,
         workers: int | None = None,
+        plda: str | Path | None = None,
     ):
         """Load `segmentation.onnx` and the embedding graphs from one export folder.
 
@@ -151,18 +188,24 @@ class Pipeline:
         one segments while the others embed the chunks already segmented; none
         changes results. By default 1 on a CPU (one 2-thread session beat two
         1-thread workers on an idle 2-core machine: README, Speed) and 2 on CUDA,
-        where the CPU's fbank overlaps the GPU's segmentation."""
+        where the CPU's fbank overlaps the GPU's segmentation. community-1's PLDA is read from
+        `plda` (a folder with xvec_transform.npz and plda.npz), else the export's own
+        `plda/`, else the repository's `reference/pretrained/plda`."""
         folder = Path(folder)
         gpu = runtime.resolve(device)[0] == "cuda"
         segmentation_batch = segmentation_batch or (32 if gpu else 16)
         embedding_batch = embedding_batch or (32 if gpu else 4)
         workers = max(1, int(workers or (2 if gpu else 1)))
         threads = max(1, (os.cpu_count() or 1) // workers)
+        parameters = parameters or Parameters()
+        if parameters.pipeline == "community-1":
+            plda = load_plda(plda or (folder / "plda" if (folder / "plda").is_dir() else None))
         return cls(
             Segmentation(folder / "segmentation.onnx", device=device, batch_size=segmentation_batch, threads=threads),
             Embedding(folder, device=device, batch_size=embedding_batch, split=split, threads=threads),
-            parameters or Parameters(),
+            parameters,
             workers=workers,
+            plda=plda if isinstance(plda, PLDA) else None,
         )
 
     @property
@@ -276,22 +319,22 @@ class Pipeline:
         return embeddings
 
     def cluster(self, embeddings, binarized, num_speakers, min_speakers, max_speakers, hook: Hook | None = None):
-        """09-12: filter, centroid linkage, fcluster and constraints, assignment."""
+        """The clustering (3.1: 09-12; community-1: 09-15): (hard_clusters, soft_clusters, centroids)."""
         parameters = self.parameters
+        if parameters.pipeline == "community-1":
+            clusterer = clustering.VBxClustering(self.plda, threshold=parameters.threshold, Fa=parameters.Fa,
+                                                 Fb=parameters.Fb)
+            return clusterer(embeddings, binarized, num_clusters=num_speakers, min_clusters=min_speakers,
+                             max_clusters=max_speakers, trace=hook)
         if hook:
             for name, value in (("num_clusters", num_speakers), ("min_clusters", min_speakers), ("max_clusters", max_speakers)):
                 hook("12-assign", f"in_{name}", encode_optional(value))
-        hard_clusters, soft_clusters, centroids = clustering.clustering(
-            embeddings,
-            binarized,
-            num_clusters=num_speakers,
-            min_clusters=min_speakers,
-            max_clusters=max_speakers,
-            threshold=parameters.threshold,
-            min_cluster_size=parameters.min_cluster_size,
-            method=parameters.method,
-            trace=hook,
-        )
+        clusterer = clustering.AgglomerativeClustering(threshold=parameters.threshold,
+                                                       min_cluster_size=parameters.min_cluster_size,
+                                                       method=parameters.method)
+        hard_clusters, soft_clusters, centroids = clusterer(embeddings, binarized, num_clusters=num_speakers,
+                                                            min_clusters=min_speakers, max_clusters=max_speakers,
+                                                            trace=hook)
         if hook:
             hook("12-assign", "out_hard_clusters", hard_clusters)
             hook("12-assign", "out_soft_clusters", soft_clusters)
@@ -336,15 +379,46 @@ class Pipeline:
             embeddings = self.embed(native, sample_rate, binarized, hook, progress, embedder)
         del native, waveform
         lap("embeddings")
-        hard_clusters, _, centroids = self.cluster(embeddings, binarized, num_speakers, min_speakers, max_speakers, hook)
+        return self.diarize(uri, binarized, count, count_frames, embeddings, (num_speakers, min_speakers, max_speakers),
+                            hook, lap, seconds)
+
+    def diarize(self, uri, binarized, count, count_frames, embeddings, speakers, hook=None, lap=None, seconds=None):
+        """From the embeddings on, as `apply` goes: clustering, reconstruction, annotation.
+        `speakers`: (num_speakers, min_speakers, max_speakers) as `set_num_speakers` gives them."""
+        lap = lap or (lambda name: None)
+        hard_clusters, _, centroids = self.cluster(embeddings, binarized, *speakers, hook)
         lap("clustering")
-        discrete, exclusive, frames = self.reconstruct(binarized, hard_clusters, count, count_frames, max_speakers, hook)
+        discrete, exclusive, frames = self.reconstruct(binarized, hard_clusters, count, count_frames, speakers[2], hook)
         lap("reconstruct")
         turns, exclusive_turns = self.annotate(discrete, exclusive, frames, hook)
         labels = reconstruct.speaker_labels(turns)
         speaker_embeddings = _speaker_embeddings(centroids, labels)
         lap("annotation")
-        return self._finish(Result(uri, turns, exclusive_turns, labels, speaker_embeddings, seconds, self.providers), hook)
+        return self._finish(Result(uri, turns, exclusive_turns, labels, speaker_embeddings, seconds or {}, self.providers),
+                            hook)
+
+    def from_embeddings(self, uri: str, binarized: np.ndarray, embeddings: np.ndarray, num_speakers=None,
+                        min_speakers=None, max_speakers=None, chunks: SlidingWindow | None = None,
+                        frames: SlidingWindow | None = None, hook: Hook | None = None) -> Result:
+        """`apply` from given segmentations (C, F, S) binarized and raw embeddings (C, S, D):
+        the speaker count, then `diarize` (a porter's own embedding model, or pyannote's
+        captured intermediates). `chunks` / `frames` default to this pipeline's chunk window
+        and the segmentation model's receptive field."""
+        num_speakers, min_speakers, max_speakers = set_num_speakers(num_speakers, min_speakers, max_speakers)
+        if hook:
+            hook("04-multilabel", "out_multilabel", binarized)
+        count, count_frames = segmentation.speaker_count(
+            binarized, chunks or self.chunks, frames or self.segmentation.receptive_field, warm_up=(0.0, 0.0)
+        )
+        if hook:
+            hook("05-count", "out_count", count)
+            hook("05-count", "out_frames", encode_window(count_frames))
+        if np.nanmax(count) == 0.0:  # nobody ever speaks: pyannote returns early
+            return self._finish(Result(uri, [], [], {}, np.zeros((0, embeddings.shape[-1])), {}, self.providers), hook)
+        if hook:
+            hook("08-embeddings", "out_embeddings", embeddings)
+        return self.diarize(uri, binarized, count, count_frames, embeddings, (num_speakers, min_speakers, max_speakers),
+                            hook)
 
     def reconstruct(self, binarized, hard_clusters, count, count_frames, max_speakers, hook: Hook | None = None):
         """The discrete diarization and the exclusive one (`reconstruct` twice, as `apply`):

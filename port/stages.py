@@ -19,6 +19,7 @@ from .aggregate import SlidingWindow
 from .dumps import DumpReader, decode_optional, encode_window
 from .embedding import masks as embedding_masks
 from .pipeline import Pipeline, segments_array
+from .vbx import cluster_vbx
 from .vocabulary import pipeline as describe
 
 
@@ -100,7 +101,8 @@ def filter_stage(d: DumpReader, p: Pipeline) -> dict:
 def linkage_stage(d: DumpReader, p: Pipeline) -> dict:
     if not d.has("10-linkage", "in_X"):
         return {}
-    return {"out_Z": clustering.linkage(d.load("10-linkage", "in_X"), method=p.parameters.method, metric="euclidean")}
+    method = p.parameters.method or "centroid"  # VBxClustering's AHC is always centroid linkage
+    return {"out_Z": clustering.linkage(d.load("10-linkage", "in_X"), method=method, metric="euclidean")}
 
 
 def fcluster_stage(d: DumpReader, p: Pipeline) -> dict:
@@ -178,6 +180,65 @@ def annotation_stage(d: DumpReader, p: Pipeline) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- community-1
+def _outputs(stage: str):
+    """A trace that keeps what one stage outputs: (trace, kept)."""
+    kept: dict = {}
+
+    def trace(s: str, name: str, value) -> None:
+        if s == stage and (name.startswith("out_") or "_out_" in name):
+            kept[name] = value
+
+    return trace, kept
+
+
+def ahc_stage(d: DumpReader, p: Pipeline) -> dict:
+    trace, out = _outputs("11-fcluster")
+    clustering.vbx_ahc_labels(d.load("11-fcluster", "call0_in_Z"), float(d.load("11-fcluster", "call0_in_t")), trace)
+    return out
+
+
+def plda_stage(d: DumpReader, p: Pipeline) -> dict:
+    trace, out = _outputs("12-plda")
+    clustering.vbx_plda(p.plda, d.load("09-filter", "out_embeddings"), trace)
+    return out
+
+
+def vbx_stage(d: DumpReader, p: Pipeline) -> dict:
+    trace, out = _outputs("13-vbx")
+    cluster_vbx(
+        d.load("11-fcluster", "out_ahc_clusters"), d.load("12-plda", "out_fea"), d.load("12-plda", "out_phi"),
+        Fa=float(d.load("13-vbx", "in_Fa")), Fb=float(d.load("13-vbx", "in_Fb")),
+        maxIters=int(d.load("13-vbx", "in_max_iters")), init_smoothing=float(d.load("13-vbx", "in_init_smoothing")),
+        trace=trace,
+    )
+    return out
+
+
+def centroids_stage(d: DumpReader, p: Pipeline) -> dict:
+    trace, out = _outputs("14-centroids")
+    clustering.vbx_centroids(
+        d.load("13-vbx", "out_gamma"), d.load("13-vbx", "out_pi"), d.load("09-filter", "out_embeddings"),
+        np.array(d.load("10-linkage", "in_X")),
+        num_clusters=decode_optional(d.load("14-centroids", "in_num_clusters")),
+        min_clusters=decode_optional(d.load("14-centroids", "in_min_clusters")),
+        max_clusters=decode_optional(d.load("14-centroids", "in_max_clusters")),
+        trace=trace,
+    )
+    return out
+
+
+def vbx_assign_stage(d: DumpReader, p: Pipeline) -> dict:
+    trace, out = _outputs("15-assign")
+    embeddings, binarized = d.load("08-embeddings", "out_embeddings"), d.load("04-multilabel", "out_multilabel")
+    if not d.has("14-centroids", "out_centroids"):  # < 2 embeddings: pyannote's early exit
+        clustering.VBxClustering(p.plda)(embeddings, binarized, trace=trace)
+    else:
+        constrained = not d.has("14-centroids", "out_kmeans_clusters")  # K-Means turns it off
+        clustering.vbx_assign(embeddings, d.load("14-centroids", "out_centroids"), binarized, constrained, trace=trace)
+    return out
+
+
 FRONT_END: dict[str, Callable[[DumpReader, Pipeline], dict]] = {
     "01-audio": audio_stage,
     "02-chunks": chunks_stage,
@@ -199,6 +260,16 @@ RUNNERS: dict[str, dict[str, Callable[[DumpReader, Pipeline], dict]]] = {
         "12-assign": assign_stage,
         "13-reconstruct": reconstruct_stage,
         "14-annotation": annotation_stage,
+    },
+    "community-1": {
+        **FRONT_END,
+        "11-fcluster": ahc_stage,
+        "12-plda": plda_stage,
+        "13-vbx": vbx_stage,
+        "14-centroids": centroids_stage,
+        "15-assign": vbx_assign_stage,
+        "16-reconstruct": reconstruct_stage,
+        "17-annotation": annotation_stage,
     },
 }
 

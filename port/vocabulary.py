@@ -88,9 +88,11 @@ REASONS = {
     "silence": "nobody speaks: pyannote returns after 05-count",
     "few_embeddings": "fewer than 2 embeddings after filtering: pyannote skips the clustering proper",
     "one_cluster": "num_speakers or max_speakers = 1: pyannote skips clustering",
+    "given": "the run started from given segmentations and embeddings (--embeddings)",
 }
 
 _AFTER_COUNT = ("silence",)
+_GIVEN = ("given",)
 
 # --------------------------------------------------------------------------- stages 01-09, both pipelines
 FRONT_END = (
@@ -98,13 +100,13 @@ FRONT_END = (
         Name("in_waveform", ("channel", "native_sample"), "(channels, samples) f32 at the native rate"),
         Name("in_sample_rate", (), "i64"),
         Name("out_waveform", ("channel", "sample"), "(1, samples) f32 at 16 kHz"),
-    )),
+    ), unreached=_GIVEN),
     Stage("02-chunks", "Inference.slide", (
         Name("out_chunks", ("chunk", "channel", "chunk_sample"), "(C, 1, 160000) f32"),
-    ), inputs=("01-audio/out_waveform",)),
+    ), inputs=("01-audio/out_waveform",), unreached=_GIVEN),
     Stage("03-segmentation", "segmentation model forward", (
         Name("out_log_probs", ("chunk", "frame", "class"), "(C, F, 7) f32"),
-    ), inputs=("02-chunks/out_chunks",)),
+    ), inputs=("02-chunks/out_chunks",), unreached=_GIVEN),
     Stage("04-multilabel", "Powerset.to_multilabel", (
         Name("out_multilabel", ("chunk", "frame", "speaker"), "(C, F, S) f32"),
     ), inputs=("03-segmentation/out_log_probs",)),
@@ -116,10 +118,10 @@ FRONT_END = (
         Name("out_waveforms", ("chunk", "channel", "chunk_sample"), "(C, 1, 160000) f32 (per-chunk crops)"),
         Name("out_fbank", ("chunk", "fbank_frame", "mel_bin"), "(C, 998, 80) f32"),
     ), inputs=("01-audio/in_waveform", "01-audio/in_sample_rate", "04-multilabel/out_multilabel",
-               "06-fbank/out_waveforms"), unreached=_AFTER_COUNT),
+               "06-fbank/out_waveforms"), unreached=_AFTER_COUNT + _GIVEN),
     Stage("07-masks", "SpeakerDiarization.get_embeddings (masks)", (
         Name("out_masks", ("chunk", "speaker", "frame"), "(C, S, F) f32"),
-    ), inputs=("04-multilabel/out_multilabel",), unreached=_AFTER_COUNT),
+    ), inputs=("04-multilabel/out_multilabel",), unreached=_AFTER_COUNT + _GIVEN),
     Stage("08-embeddings", "embedding model forward with weights", (
         Name("out_embeddings", ("chunk", "speaker", "dim"), "(C, S, D) f32"),
     ), inputs=("06-fbank/out_fbank", "07-masks/out_masks"), unreached=_AFTER_COUNT),

@@ -1,11 +1,14 @@
 """pyannote.audio's own SpeakerDiarization, instrumented: every stage dumped.
 
-The pipeline is pyannote.audio 4.0.7's `SpeakerDiarization` in the 3.1
-configuration (AgglomerativeClustering, centroid linkage, overlap excluded from
-embeddings). `apply()` runs untouched; the instrumentation only wraps the methods
-it calls (and scipy's `linkage` / `fcluster` inside pyannote's clustering module)
-to copy their inputs and outputs into the dump, then calls the original. A test
-proves the instrumented run returns what an untouched `pipeline(file)` returns.
+The pipeline is pyannote.audio 4.0.7's `SpeakerDiarization` in the community-1
+configuration (VBxClustering with the real community-1 PLDA, pyannote 4's default)
+or the 3.1 one (AgglomerativeClustering, centroid linkage); overlap is excluded from
+embeddings in both. `apply()` runs untouched; the instrumentation only wraps the
+methods it calls (and scipy's `linkage` / `fcluster`, `cluster_vbx`, `VBx`, the PLDA
+and sklearn's `KMeans` as pyannote's clustering module sees them) to copy their
+inputs and outputs into the dump, then calls the original. A test proves the
+instrumented run returns what an untouched `pipeline(file)` returns. VBx's state
+after each iteration is pyannote's own `VBx` run again with `maxIters=k`.
 
 Audio is decoded by pyannote itself: the file path goes to `pipeline(path,
 preload=True)`, so torchcodec (FFmpeg) decodes it as `Audio()(file)` and pyannote
@@ -33,7 +36,8 @@ import numpy as np
 
 from port import audio as port_audio
 from port.dumps import encode_optional, encode_window
-from port.pipeline import Parameters
+from port.pipeline import PLDA_DIR, Parameters
+from port.vocabulary import pipeline as describe
 
 from . import models
 
@@ -61,32 +65,43 @@ def torch_device(device: str = "cpu") -> str:
     return "cuda"
 
 
-def build_pipeline(segmentation_model, embedding_model, parameters: Parameters | None = None, device: str = "cpu"):
-    """SpeakerDiarization with the 3.1 configuration, instantiated, on `device`.
+def community1_plda(folder: str | Path | None = None):
+    """community-1's real PLDA (pyannote's own `core.plda.PLDA`), from the repository's
+    `reference/pretrained/plda` unless another folder is given; the port's loader checks
+    the files first, so a missing or damaged one is a one-line error."""
+    from pyannote.audio.core.plda import PLDA
+
+    from port.pipeline import load_plda
+
+    folder = Path(folder or PLDA_DIR)
+    load_plda(folder)  # PLDAError (one line) on a missing or damaged file
+    return PLDA(folder / "xvec_transform.npz", folder / "plda.npz")
+
+
+def build_pipeline(segmentation_model, embedding_model, parameters: Parameters | None = None, device: str = "cpu",
+                   plda: str | Path | None = None):
+    """SpeakerDiarization with community-1's or 3.1's configuration, instantiated, on `device`.
 
     On CUDA, TensorFloat-32 is off for parity (float32 matmuls and convolutions),
     as pyannote's own `fix_reproducibility` also sets it in `apply()`."""
     from pyannote.audio.pipelines import SpeakerDiarization
 
     parameters = parameters or Parameters()
+    community1 = parameters.pipeline == "community-1"
     pipeline = SpeakerDiarization(
         segmentation=segmentation_model,
         segmentation_step=parameters.segmentation_step,
         embedding=embedding_model,
         embedding_exclude_overlap=parameters.exclude_overlap,
-        plda=_unused_plda(),
-        clustering="AgglomerativeClustering",
+        plda=community1_plda(plda) if community1 else _unused_plda(),
+        clustering="VBxClustering" if community1 else "AgglomerativeClustering",
         embedding_batch_size=parameters.embedding_batch_size,
         segmentation_batch_size=parameters.segmentation_batch_size,
     )
     pipeline.instantiate(
         {
             "segmentation": {"min_duration_off": parameters.min_duration_off},
-            "clustering": {
-                "method": parameters.method,
-                "min_cluster_size": parameters.min_cluster_size,
-                "threshold": parameters.threshold,
-            },
+            "clustering": parameters.clustering,
         }
     )
     if torch_device(device) == "cuda":
@@ -166,10 +181,23 @@ class _Proxy:
         setattr(self._target, name, value)
 
 
+def pipeline_name(pipeline) -> str:
+    """"community-1" or "3.1": which configuration a SpeakerDiarization was built with."""
+    return "community-1" if pipeline.klustering == "VBxClustering" else "3.1"
+
+
 @contextlib.contextmanager
-def instrument(pipeline, dump: Hook):
-    """Wrap what `SpeakerDiarization.apply` calls so each stage reaches `hook`."""
+def instrument(pipeline, dump: Hook, given: tuple | None = None):
+    """Wrap what `SpeakerDiarization.apply` calls so each stage reaches `hook`.
+
+    given: (segmentations, embeddings, frames) to start from stage 09 (`run_embeddings`):
+    `get_segmentations` and `get_embeddings` then return them, and the speaker count
+    uses the frame window `frames`."""
     import pyannote.audio.pipelines.clustering as clustering_module
+    import pyannote.audio.utils.vbx as vbx_module
+
+    description = describe(pipeline_name(pipeline))
+    reconstruct_stage, annotation_stage = description.named("reconstruct"), description.named("annotation")
 
     seg_inference = pipeline._segmentation
     seg_model = seg_inference.model
@@ -217,6 +245,9 @@ def instrument(pipeline, dump: Hook):
     original_get_segmentations = pipeline.get_segmentations
 
     def get_segmentations(file, hook=None):
+        if given is not None:
+            dump("04-multilabel", "out_multilabel", _copy(given[0]))
+            return given[0]
         segmentations = original_get_segmentations(file, hook=hook)
         dump("02-chunks", "out_chunks", np.concatenate(state["chunks"]))
         dump("03-segmentation", "out_log_probs", np.concatenate(state["log_probs"]))
@@ -228,6 +259,8 @@ def instrument(pipeline, dump: Hook):
     original_speaker_count = pipeline.speaker_count
 
     def speaker_count(binarized, frames, warm_up=(0.1, 0.1)):
+        if given is not None and given[2] is not None:
+            frames = given[2]
         count = original_speaker_count(binarized, frames, warm_up=warm_up)
         dump("05-count", "out_count", _copy(count))
         dump("05-count", "out_frames", encode_window(count.sliding_window))
@@ -267,6 +300,9 @@ def instrument(pipeline, dump: Hook):
     original_get_embeddings = pipeline.get_embeddings
 
     def get_embeddings(file, binarized, exclude_overlap=False, hook=None):
+        if given is not None:
+            dump("08-embeddings", "out_embeddings", np.array(given[1]))
+            return given[1]
         embeddings = original_get_embeddings(file, binarized, exclude_overlap=exclude_overlap, hook=hook)
         num_chunks, num_frames, num_speakers = binarized.data.shape
         fbank = np.concatenate(state["fbank"])
@@ -318,6 +354,48 @@ def instrument(pipeline, dump: Hook):
 
     patch(clustering_module, "fcluster", fcluster)
 
+    if description.name == "community-1":
+        _instrument_vbx(pipeline, clustering, clustering_module, vbx_module, dump, patch)
+    else:
+        _instrument_agglomerative(pipeline, clustering, dump, patch)
+
+    original_reconstruct = pipeline.reconstruct
+
+    def reconstruct(segmentations, hard_clusters, count):
+        k = calls["reconstruct"]
+        calls["reconstruct"] += 1
+        dump(reconstruct_stage, f"call{k}_in_hard_clusters", np.array(hard_clusters))
+        dump(reconstruct_stage, f"call{k}_in_count", _copy(count))
+        discrete = original_reconstruct(segmentations, hard_clusters, count)
+        dump(reconstruct_stage, f"call{k}_out_discrete", _copy(discrete))
+        dump(reconstruct_stage, "out_frames", encode_window(discrete.sliding_window))
+        return discrete
+
+    patch(pipeline, "reconstruct", reconstruct)
+
+    original_to_annotation = pipeline.to_annotation
+
+    def to_annotation(discrete, min_duration_on=0.0, min_duration_off=0.0):
+        k = calls["annotation"]
+        calls["annotation"] += 1
+        annotation = original_to_annotation(discrete, min_duration_on=min_duration_on, min_duration_off=min_duration_off)
+        dump(annotation_stage, "in_min_duration_off", np.float64(min_duration_off))
+        dump(annotation_stage, f"call{k}_out_segments", annotation_segments(annotation))
+        return annotation
+
+    patch(pipeline, "to_annotation", to_annotation)
+    try:
+        yield
+    finally:
+        for owner, name, previous in reversed(saved):
+            if previous is _MISSING:
+                owner.__dict__.pop(name, None)  # not delattr: pyannote.pipeline would drop a sub-pipeline
+            else:
+                setattr(owner, name, previous)
+
+
+def _instrument_agglomerative(pipeline, clustering, dump: Hook, patch) -> None:
+    """3.1: AgglomerativeClustering.cluster (11) and BaseClustering.__call__ (12)."""
     original_cluster = clustering.cluster
 
     def cluster(embeddings, min_clusters=None, max_clusters=None, num_clusters=None):
@@ -349,39 +427,92 @@ def instrument(pipeline, dump: Hook):
 
     patch(pipeline, "clustering", _Proxy(clustering, cluster_all))
 
-    original_reconstruct = pipeline.reconstruct
 
-    def reconstruct(segmentations, hard_clusters, count):
-        k = calls["reconstruct"]
-        calls["reconstruct"] += 1
-        dump("13-reconstruct", f"call{k}_in_hard_clusters", np.array(hard_clusters))
-        dump("13-reconstruct", f"call{k}_in_count", _copy(count))
-        discrete = original_reconstruct(segmentations, hard_clusters, count)
-        dump("13-reconstruct", f"call{k}_out_discrete", _copy(discrete))
-        dump("13-reconstruct", "out_frames", encode_window(discrete.sliding_window))
-        return discrete
+def _instrument_vbx(pipeline, clustering, clustering_module, vbx_module, dump: Hook, patch) -> None:
+    """community-1: VBxClustering.__call__'s AHC labels (11), PLDA (12), VBx and its
+    iterations (13), speakers kept, K-Means and centroids (14), assignment (15)."""
+    import contextlib
+    import inspect
+    import io
 
-    patch(pipeline, "reconstruct", reconstruct)
+    state: dict = {}
+    original_cluster_vbx = clustering_module.cluster_vbx
+    smoothing_default = inspect.signature(original_cluster_vbx).parameters["init_smoothing"].default
 
-    original_to_annotation = pipeline.to_annotation
+    def cluster_vbx(ahc_init, fea, Phi, Fa, Fb, maxIters=20, init_smoothing=smoothing_default):
+        dump("11-fcluster", "in_threshold", np.float64(clustering.threshold))
+        dump("11-fcluster", "out_ahc_clusters", np.array(ahc_init))
+        for name, value in (("Fa", Fa), ("Fb", Fb), ("max_iters", maxIters), ("init_smoothing", init_smoothing)):
+            dump("13-vbx", f"in_{name}", np.float64(value))
+        return original_cluster_vbx(ahc_init, fea, Phi, Fa, Fb, maxIters=maxIters, init_smoothing=init_smoothing)
 
-    def to_annotation(discrete, min_duration_on=0.0, min_duration_off=0.0):
-        k = calls["annotation"]
-        calls["annotation"] += 1
-        annotation = original_to_annotation(discrete, min_duration_on=min_duration_on, min_duration_off=min_duration_off)
-        dump("14-annotation", "in_min_duration_off", np.float64(min_duration_off))
-        dump("14-annotation", f"call{k}_out_segments", annotation_segments(annotation))
-        return annotation
+    patch(clustering_module, "cluster_vbx", cluster_vbx)
 
-    patch(pipeline, "to_annotation", to_annotation)
-    try:
-        yield
-    finally:
-        for owner, name, previous in reversed(saved):
-            if previous is _MISSING:
-                owner.__dict__.pop(name, None)  # not delattr: pyannote.pipeline would drop a sub-pipeline
-            else:
-                setattr(owner, name, previous)
+    original_vbx = vbx_module.VBx
+
+    def VBx(X, Phi, **kwargs):
+        qinit = np.array(kwargs["gamma"])
+        out = original_vbx(X, Phi, **kwargs)
+        gamma, pi, Li = out[:3]
+        dump("13-vbx", "out_qinit", qinit)
+        with contextlib.redirect_stdout(io.StringIO()):  # pyannote's own VBx, stopped after k iterations
+            for k in range(len(Li)):
+                gamma_k, pi_k, Li_k = original_vbx(X, Phi, **{**kwargs, "gamma": qinit.copy(), "maxIters": k + 1})[:3]
+                dump("13-vbx", f"iter{k}_out_gamma", np.array(gamma_k))
+                dump("13-vbx", f"iter{k}_out_pi", np.array(pi_k))
+                dump("13-vbx", f"iter{k}_out_elbo", np.float64(Li_k[-1][0]))
+        dump("13-vbx", "out_elbo", np.array([row[0] for row in Li], dtype=np.float64))
+        dump("13-vbx", "out_iterations", np.int64(len(Li)))
+        dump("13-vbx", "out_gamma", np.array(gamma))
+        dump("13-vbx", "out_pi", np.array(pi))
+        state["pi"] = np.array(pi)
+        return out
+
+    patch(vbx_module, "VBx", VBx)
+
+    plda = clustering.plda
+
+    def plda_call(embeddings):
+        xvec = plda._xvec_tf(embeddings)  # the first of the two transforms PLDA.__call__ composes
+        fea = plda(embeddings)
+        dump("12-plda", "in_lda_dimension", np.int64(plda.lda_dimension))
+        dump("12-plda", "out_xvec", np.array(xvec))
+        dump("12-plda", "out_fea", np.array(fea))
+        dump("12-plda", "out_phi", np.array(plda.phi))
+        return fea
+
+    patch(clustering, "plda", _Proxy(plda, plda_call))
+
+    original_kmeans = clustering_module.KMeans
+
+    class KMeans:
+        def __init__(self, *args, **kwargs):
+            self._kmeans = original_kmeans(*args, **kwargs)
+
+        def fit_predict(self, X, *args, **kwargs):
+            labels = self._kmeans.fit_predict(X, *args, **kwargs)
+            dump("14-centroids", "out_kmeans_clusters", np.array(labels))
+            return labels
+
+    patch(clustering_module, "KMeans", KMeans)
+
+    def cluster_all(embeddings=None, segmentations=None, num_clusters=None, min_clusters=None, max_clusters=None, **kwargs):
+        state.pop("pi", None)
+        hard, soft, centroids = clustering(
+            embeddings=embeddings, segmentations=segmentations, num_clusters=num_clusters,
+            min_clusters=min_clusters, max_clusters=max_clusters, **kwargs,
+        )
+        if "pi" in state:  # VBx ran (not the early exit on fewer than 2 embeddings)
+            for name, value in (("num_clusters", num_clusters), ("min_clusters", min_clusters), ("max_clusters", max_clusters)):
+                dump("14-centroids", f"in_{name}", encode_optional(value))
+            # the speakers VBxClustering keeps: its own `sp > 1e-7` on pyannote's priors
+            dump("14-centroids", "out_kept", state["pi"] > 1e-7)
+            dump("14-centroids", "out_centroids", np.array(centroids))
+        dump("15-assign", "out_soft_clusters", np.array(soft))
+        dump("15-assign", "out_hard_clusters", np.array(hard))
+        return hard, soft, centroids
+
+    patch(pipeline, "clustering", _Proxy(clustering, cluster_all))
 
 
 _MISSING = object()
@@ -430,8 +561,48 @@ def run(
         )
     result = ReferenceResult(output, file["uri"], {"total": time.perf_counter() - began}, decoder)
     if hook is not None:
-        hook("14-annotation", "out_diarization.rttm", result.rttm)
-        hook("14-annotation", "out_exclusive.rttm", result.exclusive_rttm)
+        annotation = describe(pipeline_name(pipeline)).named("annotation")
+        hook(annotation, "out_diarization.rttm", result.rttm)
+        hook(annotation, "out_exclusive.rttm", result.exclusive_rttm)
+    return result
+
+
+def run_embeddings(
+    uri: str,
+    segmentations: np.ndarray,
+    embeddings: np.ndarray,
+    pipeline,
+    chunks: tuple[float, float, float] | None = None,
+    frames: tuple[float, float, float] | None = None,
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    hook: Hook | None = None,
+) -> ReferenceResult:
+    """pyannote's `apply` from stage 09 on: `get_segmentations` and `get_embeddings` hand
+    it the given (C, F, S) binarized segmentations and (C, S, D) raw embeddings, and the
+    rest of `apply` (speaker count, clustering, reconstruction, annotation) runs untouched.
+
+    chunks / frames: [start, duration, step] of the chunk window and of the segmentation
+    model's frames (its receptive field); by default the pipeline's own."""
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    inference = pipeline._segmentation
+    if chunks is None:
+        chunks = (0.0, inference.duration, inference.step)
+    window = SlidingWindow(start=chunks[0], duration=chunks[1], step=chunks[2])
+    frame_window = SlidingWindow(start=frames[0], duration=frames[1], step=frames[2]) if frames is not None else None
+    given = (SlidingWindowFeature(np.asarray(segmentations, dtype=np.float32), window), np.asarray(embeddings),
+             frame_window)
+    began = time.perf_counter()
+    with instrument(pipeline, hook or (lambda *a: None), given=given):
+        output = pipeline.apply({"uri": uri}, num_speakers=num_speakers, min_speakers=min_speakers,
+                                max_speakers=max_speakers)
+    result = ReferenceResult(output, uri, {"total": time.perf_counter() - began}, "given segmentations and embeddings")
+    if hook is not None:
+        annotation = describe(pipeline_name(pipeline)).named("annotation")
+        hook(annotation, "out_diarization.rttm", result.rttm)
+        hook(annotation, "out_exclusive.rttm", result.exclusive_rttm)
     return result
 
 

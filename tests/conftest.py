@@ -46,17 +46,36 @@ def onnx_folder(torch_models) -> Path:
 
 @pytest.fixture(scope="session")
 def port_pipeline(onnx_folder):
-    from port.pipeline import Pipeline
+    """The port in the 3.1 configuration (the suite's long-standing parity runs)."""
+    from port.pipeline import Parameters, Pipeline
 
-    return Pipeline.from_folder(onnx_folder, device="cpu")
+    return Pipeline.from_folder(onnx_folder, device="cpu", parameters=Parameters(pipeline="3.1"))
 
 
 @pytest.fixture(scope="session")
 def reference_pipeline(torch_models):
+    from port.pipeline import Parameters
     from reference.run import build_pipeline
 
     segmentation, embedding = torch_models
-    return build_pipeline(segmentation, embedding)
+    return build_pipeline(segmentation, embedding, Parameters(pipeline="3.1"))
+
+
+@pytest.fixture(scope="session")
+def port_pipeline_c1(onnx_folder):
+    """The port in community-1's configuration (VBxClustering, the real PLDA)."""
+    from port.pipeline import Parameters, Pipeline
+
+    return Pipeline.from_folder(onnx_folder, device="cpu", parameters=Parameters(pipeline="community-1"))
+
+
+@pytest.fixture(scope="session")
+def reference_pipeline_c1(torch_models):
+    from port.pipeline import Parameters
+    from reference.run import build_pipeline
+
+    segmentation, embedding = torch_models
+    return build_pipeline(segmentation, embedding, Parameters(pipeline="community-1"))
 
 
 class Dumps:
@@ -91,6 +110,7 @@ class Dumps:
             "audio_sha256": reference_run.sha256_file(path),
             "segmentation_sha256": models.checksum(self.torch_models[0]),
             "embedding_sha256": models.checksum(self.torch_models[1]),
+            "pipeline": self.port_pipeline.parameters.pipeline,
             **speakers,
         }
         with warnings.catch_warnings():
@@ -111,7 +131,14 @@ class Dumps:
 
 @pytest.fixture(scope="session")
 def dumps(tmp_path_factory, reference_pipeline, port_pipeline, torch_models) -> Dumps:
+    """3.1 dumps of a recording, made once per session."""
     return Dumps(tmp_path_factory.mktemp("dumps"), reference_pipeline, port_pipeline, torch_models)
+
+
+@pytest.fixture(scope="session")
+def dumps_c1(tmp_path_factory, reference_pipeline_c1, port_pipeline_c1, torch_models) -> Dumps:
+    """community-1 dumps of a recording, made once per session."""
+    return Dumps(tmp_path_factory.mktemp("dumps-c1"), reference_pipeline_c1, port_pipeline_c1, torch_models)
 
 
 def pytest_collection_modifyitems(config, items):

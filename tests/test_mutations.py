@@ -30,12 +30,13 @@ BY_NAME = {m.name: m for m in CATALOGUE}
 
 @pytest.fixture(scope="module")
 def bench(dumps, onnx_folder, tmp_path_factory):
-    from port.pipeline import Pipeline
+    from port.pipeline import Parameters, Pipeline
 
     from .conftest import RECORDINGS
 
     made = dumps(RECORDING)
-    pipeline = Pipeline.from_folder(onnx_folder, device="cpu")  # its own: mutations patch it
+    # its own (mutations patch it), in the 3.1 configuration like `dumps`
+    pipeline = Pipeline.from_folder(onnx_folder, device="cpu", parameters=Parameters(pipeline="3.1"))
     with memoised(pipeline):
         bench = Bench(tmp_path_factory.mktemp("mutations"), pipeline)
         bench.add_reference(RECORDING, RECORDINGS[RECORDING], made["reference"], made["port"])
