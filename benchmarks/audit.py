@@ -69,17 +69,16 @@ def main(argv=None) -> int:
     from rich.console import Console
 
     console = Console(width=max(110, Console().width))
+    paths = [Path(p) for p in args.audio]
+    missing = next((p for p in paths if not p.is_file()), None)
+    if missing is not None or args.chunks < 1:  # before torch is imported: bad input answers at once
+        print(f"error: {f'audio not found: {missing}' if missing else '--chunks must be at least 1'}", file=sys.stderr)
+        return 2
     try:
         from port.audio import AudioError
         from reference import audit, export
         from reference.models import ModelError
 
-        paths = [Path(p) for p in args.audio]
-        for path in paths:
-            if not path.is_file():
-                raise ValueError(f"audio not found: {path}")
-        if args.chunks < 1:
-            raise ValueError("--chunks must be at least 1")
         segmentation, embedding = _models(args)
         if args.onnx_dir:
             folder = Path(args.onnx_dir)
