@@ -89,6 +89,12 @@ def _progress(console):
 
 def _manifest(side: str, uri: str, audio_path: Path, audio_sha: str, seg_sha: str, emb_sha: str, args, extra: dict) -> dict:
     from port.pipeline import Parameters
+    from reference import models
+
+    # the file a rebuilt model came from ("pretrained": reference/pretrained/segmentation-3.0.onnx)
+    source = models.source_sha256("segmentation", args.segmentation)
+    if source:
+        extra = {"segmentation_source_sha256": source, **extra}
 
     return {
         "side": side,
@@ -755,7 +761,8 @@ def command_export(args) -> int:
 def _model_options(parser):
     parser.add_argument("--models", choices=["fixture", "real"], default="fixture",
                         help="fixture test models (default) or pyannote's real ones")
-    parser.add_argument("--segmentation", help="segmentation: Hugging Face id or local checkpoint")
+    parser.add_argument("--segmentation", help="segmentation: 'pretrained' (pyannote's segmentation-3.0, exact, "
+                        "reference/pretrained/), a Hugging Face id, a local checkpoint, or its float / int8 ONNX")
     parser.add_argument("--embedding", help="embedding: Hugging Face id or local checkpoint")
     parser.add_argument("--token", default=None, help="Hugging Face token (default: $HF_TOKEN)")
     parser.add_argument("--models-dir", default=str(REPO / "models"), help="where ONNX exports are cached")

@@ -60,6 +60,7 @@ RECORDINGS = {
     "ami_padded": DATA / "ami_padded.wav",  # last chunk zero-padded (23.45 s)
     "ami_8k": DATA / "ami_8k.wav",  # upsampled 8 -> 16 kHz
     "ami_stereo": DATA / "ami_stereo.wav",  # different speech per channel: downmix
+    "ami_stereo_5s": DATA / "ami_stereo_5s.wav",  # 5 s stereo, one zero-padded chunk: wav_norm1d's precision matters
 }
 
 
@@ -363,6 +364,58 @@ def _float16(owner_attr):
     return apply
 
 
+def float32_instance_norms(path: str | Path) -> bytes:
+    """The segmentation graph at `path` with each normalisation back to one float32
+    InstanceNormalization node, as exporter v1 shipped it: ONNX Runtime accumulates the
+    mean and variance in float32 (wav_norm1d over the chunk's 160,000 samples, SincNet's
+    norms over 5,325 / 1,771 / 589 frames). The audit names wav_norm1d first (55x torch's
+    error on ami_stereo_5s) but norm1d.0 absorbs it; the drift that reaches 03 comes from
+    the SincNet norms as well, so the mutation reverts them all."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    proto = onnx.load(str(path))
+    graph = proto.graph
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    scopes = list(dict.fromkeys(n.name.rsplit("/", 1)[0] for n in graph.node if "/ExactNorm/" in n.name))
+    if not scopes:
+        raise RuntimeError(f"{path}: no ExactNorm block (an export before v2?)")
+    nodes = list(graph.node)
+    for scope in scopes:
+        block = [n for n in nodes if n.name.startswith(scope + "/")]
+        for kind in ("scale", "bias"):
+            graph.initializer.append(numpy_helper.from_array(
+                values[f"{scope}/{kind}"].astype(np.float32).reshape(-1), f"{scope}/{kind}32"))
+        node = helper.make_node(
+            "InstanceNormalization", [block[0].input[0], f"{scope}/scale32", f"{scope}/bias32"], [block[-1].output[0]],
+            name=scope.removesuffix("/ExactNorm") + "/InstanceNormalization", epsilon=float(values[f"{scope}/epsilon"]))
+        at = nodes.index(block[0])
+        nodes = [n for n in nodes if n not in block]
+        nodes.insert(at, node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for n in nodes for name in n.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return proto.SerializeToString()
+
+
+def _instance_norms_float32(p):
+    """Segmentation session whose instance norms accumulate in float32 (exporter v1's graph)."""
+    import hashlib
+
+    from port import runtime
+
+    data = float32_instance_norms(p.segmentation.path)
+    path = Path(tempfile.gettempdir()) / f"instance-norms-f32-{hashlib.sha256(data).hexdigest()[:16]}.onnx"
+    if not path.is_file():
+        tmp = path.with_name(path.name + f".{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return attribute(p.segmentation, "session", runtime.session(path, device="cpu", threads=1))
+
+
 def _dither(p):
     """Kaldi's default dither (1.0): Gaussian noise added to every sample before framing."""
     original = kaldi.fbank
@@ -406,6 +459,9 @@ CATALOGUE: tuple[Mutation, ...] = (
              _swap(segmentation.iter_chunks, _iter_chunks_end_aligned), ("ami_padded",)),
     Mutation("segmentation_float16", "03-segmentation", "segmentation model run in float16 (inputs and outputs)",
              _float16("segmentation")),
+    Mutation("instance_norms_float32", "03-segmentation",
+             "waveform and SincNet InstanceNormalization accumulated in float32 (ONNX Runtime's kernel, exporter v1)",
+             _instance_norms_float32, ("ami_stereo_5s",)),
     Mutation("powerset_bitmask_order", "04-multilabel", "powerset classes in bitmask order, not pyannote's by-size order",
              _powerset_bitmask_order),
     Mutation("multilabel_last_max", "04-multilabel", "powerset argmax keeps the last maximum on ties",

@@ -182,6 +182,19 @@ def bench(path: Path, reference, port, repeat: int, other=None) -> dict:
     return entry
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (timings compare only within one machine type)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                flags = Path("/proc/cpuinfo").read_text()
+                extras = [f for f in ("avx512f", "amx_tile") if f" {f}" in flags]
+                return line.split(":", 1)[1].strip() + (f" ({', '.join(extras)})" if extras else " (no AVX-512)")
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", nargs="*", type=Path)
@@ -189,6 +202,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--pipeline", choices=["community-1", "3.1"], default="community-1",
+                        help="which pipeline both sides run (default community-1, pyannote 4's)")
     args = parser.parse_args()
 
     from rich.console import Console
@@ -200,7 +215,7 @@ def main() -> None:
     if args.minutes:
         paths.append(build_long_recording(args.minutes * 60, Path(tmp.name) / f"long_{args.minutes:g}min.wav"))
     with console.status("loading models, warming up"):
-        reference, port = pipelines(args.device)
+        reference, port = pipelines(args.device, args.pipeline)
         from port.pipeline import Pipeline
 
         # the setting the default is not (1 or 2 workers), timed beside it
@@ -217,7 +232,8 @@ def main() -> None:
     import torch
 
     machine = {
-        "cpu": platform.processor() or platform.machine(),
+        "pipeline": args.pipeline,
+        "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "onnxruntime": onnxruntime.__version__,
@@ -226,7 +242,7 @@ def main() -> None:
         "port_workers": port.workers,
         "port_batches": {"segmentation": port.segmentation.batch_size, "embedding": port.embedding.batch_size},
     }
-    table = Table(title=f"port ({_workers(port.workers)}) vs pyannote.audio 4.0.7, "
+    table = Table(title=f"{args.pipeline}: port ({_workers(port.workers)}) vs pyannote.audio 4.0.7, "
                         f"fixture weights, {machine['cores']} cores, {port.providers['embedding']}")
     for column in ("audio", "pyannote s", "port s", "speed-up", "floor s", "port/floor", "port/floor CPU",
                    f"{_workers(other.workers)} s", "segmentation", "embeddings", "rest", "RTTM"):

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import pretrained
+from .architectures import ModelError, embedding_architecture, segmentation_architecture  # noqa: F401 (re-exported)
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SEGMENTATION_FIXTURE = FIXTURES / "segmentation.npz"
 EMBEDDING_FIXTURE = FIXTURES / "embedding.npz"
@@ -28,49 +31,6 @@ REAL_EMBEDDING = "pyannote/wespeaker-voxceleb-resnet34-LM"
 
 # seed of the numpy generator that fills the ResNet convolutions the fixture does not store
 EMBEDDING_CONV_SEED = 20240801
-
-
-class ModelError(RuntimeError):
-    """A model could not be loaded; the message is one line, meant for users."""
-
-
-def segmentation_architecture():
-    """segmentation-3.0's PyanNet: SincNet (stride 10), 4 x BiLSTM(128), 2 x Linear(128), powerset 3/2."""
-    from pyannote.audio.core.task import Problem, Resolution, Specifications
-    from pyannote.audio.models.segmentation import PyanNet
-
-    model = PyanNet(
-        sincnet={"stride": 10},
-        lstm={
-            "hidden_size": 128,
-            "num_layers": 4,
-            "bidirectional": True,
-            "monolithic": True,
-            "dropout": 0.5,
-        },
-        linear={"hidden_size": 128, "num_layers": 2},
-    )
-    model.specifications = Specifications(
-        problem=Problem.MONO_LABEL_CLASSIFICATION,
-        resolution=Resolution.FRAME,
-        duration=10.0,
-        classes=["speaker#1", "speaker#2", "speaker#3"],
-        powerset_max_classes=2,
-        permutation_invariant=True,
-    )
-    model.build()
-    return model
-
-
-def embedding_architecture():
-    """WeSpeaker ResNet34 as pyannote wraps it (80 mel bins, hamming window, 256-d),
-    with the specifications pyannote's own WeSpeaker converter gives it."""
-    from pyannote.audio.core.task import Problem, Resolution, Specifications
-    from pyannote.audio.models.embedding import WeSpeakerResNet34
-
-    model = WeSpeakerResNet34()
-    model.specifications = Specifications(problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=5.0)
-    return model
 
 
 def seeded_convolutions(model, seed: int = EMBEDDING_CONV_SEED) -> set[str]:
@@ -181,18 +141,34 @@ def _first_line(error: BaseException) -> str:
 
 def load(kind: str, which: str = "fixture", token: str | None = None):
     """kind: "segmentation" or "embedding"; which: "fixture", a hub id, a local path, or
-    (segmentation) pyannote's int8 ONNX export, rebuilt as a float PyanNet."""
+    (segmentation) "pretrained" (pyannote's float segmentation-3.0, rebuilt exactly from
+    reference/pretrained/), its float ONNX, or its int8 ONNX export (rebuilt by dequantizing)."""
     if which == "fixture":
         return fixture_segmentation() if kind == "segmentation" else fixture_embedding()
+    if kind == "segmentation" and which == "pretrained":
+        return pretrained.segmentation_from_float()
     if kind == "segmentation" and str(which).endswith(".onnx"):
-        from . import pretrained
-
         if not Path(which).is_file():
             raise ModelError(f"model not found: {which}")
-        if not pretrained.is_int8_segmentation(which):
-            raise ModelError(f"{which}: not a quantized segmentation-3.0 ONNX (give a checkpoint, or the int8 export)")
-        return pretrained.segmentation_from_int8(which)
+        if pretrained.is_int8_segmentation(which):
+            return pretrained.segmentation_from_int8(which)
+        if pretrained.is_float_segmentation(which):
+            return pretrained.segmentation_from_float(which)
+        raise ModelError(f"{which}: not a segmentation-3.0 ONNX (give a checkpoint, the float or the int8 export)")
+    if kind == "embedding" and which == "pretrained":
+        raise ModelError("no pretrained embedding can be had here: give a checkpoint or a hub id")
     return load_pretrained(which, token=token)
+
+
+def source_sha256(kind: str, which: str | None) -> str | None:
+    """sha256 of the file a model was rebuilt from ("pretrained" or an ONNX path), for manifests."""
+    if kind != "segmentation" or which is None:
+        return None
+    if which == "pretrained":
+        return pretrained.sha256_file(pretrained.SEGMENTATION_FLOAT)
+    if str(which).endswith(".onnx") and Path(which).is_file():
+        return pretrained.sha256_file(which)
+    return None
 
 
 def describe(kind: str, which: str | None, models: str = "fixture") -> str:
@@ -201,8 +177,12 @@ def describe(kind: str, which: str | None, models: str = "fixture") -> str:
         which = (REAL_SEGMENTATION if kind == "segmentation" else REAL_EMBEDDING) if models == "real" else "fixture"
     if which == "fixture":
         return "fixture (test weights made here)"
+    if kind == "segmentation" and which == "pretrained":
+        which = str(pretrained.SEGMENTATION_FLOAT)
     if kind == "segmentation" and str(which).endswith(".onnx"):
-        return f"pyannote/segmentation-3.0 pretrained, float, rebuilt from {Path(which).name}"
+        how = "dequantized" if pretrained.is_int8_segmentation(which) else "exact"
+        return (f"pyannote/segmentation-3.0 pretrained, float ({how}), rebuilt from {Path(which).name} "
+                f"(sha256 {pretrained.sha256_file(which)[:12]})")
     return str(which)
 
 

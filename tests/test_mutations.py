@@ -84,3 +84,30 @@ def test_no_effect_is_neither_caught_nor_missed():
     assert missed["status"] == "MISSED" and caught["status"] == "caught" and not caught["at_expected_stage"]
     total = score([inert, missed, caught])
     assert (total["counted"], total["caught"], total["at_expected_stage"], total["no_effect"]) == (2, 1, 0, 1)
+
+
+@pytest.fixture(scope="module")
+def stereo_bench(dumps, onnx_folder, torch_models, tmp_path_factory):
+    """ami_stereo_5s (one zero-padded chunk): where wav_norm1d's accumulation shows."""
+    from port.pipeline import Pipeline
+
+    from benchmarks.mutations import RECORDINGS as BENCH_RECORDINGS
+
+    path = BENCH_RECORDINGS["ami_stereo_5s"]
+    made = dumps(path)
+    pipeline = Pipeline.from_folder(onnx_folder, device="cpu")
+    with memoised(pipeline):
+        # the drift is judged against pyannote's noise (measured on its one chunk: seconds)
+        bench = Bench(tmp_path_factory.mktemp("mutations-stereo"), pipeline, torch_models=torch_models)
+        bench.add_reference("ami_stereo_5s", path, made["reference"])
+        yield bench
+
+
+def test_float32_instance_norms_caught_at_segmentation(stereo_bench):
+    """Exporter v1's InstanceNormalization (float32 accumulation over 160,000 samples and 5,325 frames):
+    RTTM identical, but 03's drift is 13x pyannote's noise on this recording."""
+    _, verdict = stereo_bench.baseline("ami_stereo_5s")
+    assert verdict.passed, f"unmutated port fails first at {verdict.first_failure}"
+    row = stereo_bench.run(BY_NAME["instance_norms_float32"], recordings=("ami_stereo_5s",))
+    assert row["status"] == "caught", f"{row['status']} ({row['recordings']})"
+    assert row["first_failure"] == "03-segmentation"

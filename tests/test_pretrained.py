@@ -84,3 +84,78 @@ def test_verify_run_with_the_pretrained_segmentation_on_an_ami_excerpt(tmp_path)
 @pytest.mark.slow
 def test_verify_run_with_the_pretrained_segmentation_on_four_speakers_in_overlap(tmp_path):
     _verify_pretrained("ami_trn08.wav", tmp_path)
+
+
+# ----------------------------------------------------------------------------- the exact float model
+def _rebuild_errors(state: dict) -> dict:
+    """How far a rebuilt PyanNet is from the float graph it came from: SincNet's
+    filterbank against the graph's materialised constant (and float32's own rounding of
+    that filterbank, torch float32 vs float64), and the log-probabilities on the export
+    check chunks (pyannote's sample, a zero-padded tail) against ONNX Runtime's."""
+    import copy
+
+    import onnxruntime
+    import torch
+    from onnx import numpy_helper
+
+    from reference import export, pretrained
+
+    model = pretrained._into_pyannet(state, "rebuilt")
+    filters32 = pretrained.filterbank(model)
+    filters64 = pretrained.filterbank(copy.deepcopy(model).double())
+    graph = onnx.load(str(pretrained.SEGMENTATION_FLOAT)).graph
+    constant = next(numpy_helper.to_array(i) for i in graph.initializer if i.name == pretrained.FILTERBANK)
+    chunks = export._check_chunks(160000, 16000)[[0, 3]]  # speech, and the zero-padded tail
+    with torch.no_grad():
+        torch_out = model(torch.from_numpy(chunks)).numpy()
+    session = onnxruntime.InferenceSession(str(pretrained.SEGMENTATION_FLOAT), providers=["CPUExecutionProvider"])
+    graph_out = session.run(None, {"input": chunks})[0]
+    return {
+        "filterbank": float(np.max(np.abs(constant - filters64))),
+        "filterbank_float32": float(np.max(np.abs(filters32 - filters64))),
+        "output": float(np.max(np.abs(torch_out - graph_out))),
+    }
+
+
+def _rebuild_holds(errors: dict) -> bool:
+    from port.compare import export_bounds
+
+    ulp = float(np.finfo(np.float32).eps)  # filters peak at 1.0
+    return (errors["filterbank"] <= 2 * errors["filterbank_float32"] + 4 * ulp
+            and errors["output"] <= export_bounds()["segmentation_atol"])
+
+
+@pytest.fixture(scope="module")
+def float_state():
+    from reference import pretrained
+
+    return pretrained.state_dict_from_float()
+
+
+def test_exact_pretrained_rebuild_is_the_float_graph(float_state):
+    """SincNet from the int8 file's band edges, everything else from the float graph:
+    the filterbank equals the float graph's constant within float32 rounding, and the
+    torch model's output equals the float graph's within the export gate."""
+    errors = _rebuild_errors(float_state)
+    assert _rebuild_holds(errors), errors
+
+
+@pytest.mark.parametrize("name", ["sincnet.conv1d.0.filterbank.low_hz_", "sincnet.wav_norm1d.weight",
+                                  "lstm.weight_hh_l2_reverse", "lstm.bias_ih_l0", "linear.1.weight", "classifier.bias"])
+def test_exact_pretrained_rebuild_check_sees_one_perturbed_tensor(float_state, name):
+    bad = dict(float_state)
+    value = float_state[name].copy()
+    value.reshape(-1)[: max(1, value.size // 8)] *= np.float32(1.02)
+    bad[name] = value
+    assert not _rebuild_holds(_rebuild_errors(bad)), f"perturbing {name} went unseen"
+
+
+def test_pretrained_and_float_file_recognised():
+    from reference import models, pretrained
+
+    assert pretrained.sha256_file(pretrained.SEGMENTATION_FLOAT).startswith("b78fc48113bb")
+    assert pretrained.is_float_segmentation(pretrained.SEGMENTATION_FLOAT)
+    assert not pretrained.is_float_segmentation(pretrained.SEGMENTATION_INT8)
+    assert not pretrained.is_int8_segmentation(pretrained.SEGMENTATION_FLOAT)
+    assert models.source_sha256("segmentation", "pretrained").startswith("b78fc48113bb")
+    assert "exact" in models.describe("segmentation", "pretrained")

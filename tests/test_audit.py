@@ -1,0 +1,48 @@
+"""The per-layer precision audit (reference/audit.py, benchmarks/audit.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnx")
+REPO = Path(__file__).resolve().parent.parent
+STEREO = REPO / "tests" / "data" / "ami_stereo_5s.wav"
+
+
+@pytest.fixture(scope="module")
+def chunk():
+    from port import audio
+    from reference import audit
+
+    waveform, rate = audio.load(STEREO)
+    waveform, _ = audio.downmix_and_resample(waveform, rate, 16000)
+    return audit.chunks_of(waveform[0], 16000, 160000, 1)
+
+
+def test_audit_names_wav_norm1d_in_the_float32_instance_norm_graph(torch_models, onnx_folder, chunk, tmp_path):
+    """Exporter v1's graph (float32 InstanceNormalization) fails first at wav_norm1d; the
+    v2 export (float64 reductions) is as exact as torch there and at the output."""
+    from benchmarks.mutations import float32_instance_norms
+    from reference import audit
+
+    old = tmp_path / "v1-like.onnx"
+    old.write_bytes(float32_instance_norms(onnx_folder / "segmentation.onnx"))
+    before = audit.audit_segmentation(torch_models[0], old, chunk)
+    first = audit.first_over(before)
+    assert first is not None and first.layer == "sincnet.wav_norm1d", [(l.layer, l.ratio) for l in before]
+    assert first.ratio > 10
+
+    after = {l.layer: l for l in audit.audit_segmentation(torch_models[0], onnx_folder / "segmentation.onnx", chunk)}
+    assert after["sincnet.wav_norm1d"].ratio <= 2 and after["<output>"].ratio <= 2
+    assert all(after[f"sincnet.norm1d.{k}"].ratio <= 2 for k in range(3))
+
+
+def test_audit_cli_bad_input_is_one_line_exit_2(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "audit.py"), str(tmp_path / "missing.wav")],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "not found" in result.stderr
