@@ -148,7 +148,8 @@ def _stage_table(console, verdict, sides=("port", "pyannote.audio")) -> tuple[bo
     """Print a Verdict (harness.compare.judge) as the stage table; (passed, first failing stage)."""
     from rich.table import Table
 
-    table = Table(title=f"{verdict.recording}: {sides[0]} vs {sides[1]}, stage by stage", title_justify="left")
+    table = Table(title=f"{verdict.recording} ({verdict.pipeline}): {sides[0]} vs {sides[1]}, stage by stage",
+                  title_justify="left")
     for column in ("stage", "isolated drift", "chain drift", "noise", "ratio", "over", "bound", "result"):
         table.add_column(column, justify="left" if column in ("stage", "result") else "right")
     for stage, entry in verdict.stages.items():

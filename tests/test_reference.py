@@ -19,12 +19,13 @@ from .conftest import RECORDINGS
 
 @pytest.mark.parametrize("recording", ["sample", "test_with_noise_48k"])
 def test_instrumented_run_equals_untouched_pipeline(dumps, torch_models, recording):
+    from port.pipeline import Parameters
     from reference.run import audio_file, build_pipeline
 
     instrumented = dumps(recording)["reference_result"].output
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        untouched = build_pipeline(*torch_models)(audio_file(RECORDINGS[recording]))
+        untouched = build_pipeline(*torch_models, Parameters(pipeline="3.1"))(audio_file(RECORDINGS[recording]))
     assert instrumented.speaker_diarization == untouched.speaker_diarization
     assert instrumented.speaker_diarization.to_rttm() == untouched.speaker_diarization.to_rttm()
     assert instrumented.exclusive_speaker_diarization.to_rttm() == untouched.exclusive_speaker_diarization.to_rttm()
@@ -42,6 +43,36 @@ def test_instrumentation_restores_the_pipeline(reference_pipeline, dumps):
     assert module.linkage is hierarchy.linkage and module.fcluster is hierarchy.fcluster
     for name in ("get_segmentations", "get_embeddings", "reconstruct", "to_annotation", "speaker_count"):
         assert name not in reference_pipeline.__dict__
+
+
+def test_instrumented_community1_equals_untouched_pipeline(dumps_c1, torch_models, reference_pipeline_c1):
+    """community-1: the instrumented VBxClustering run (PLDA, VBx re-run per iteration,
+    K-Means wrapper) returns what pyannote returns untouched, and every wrapper is undone."""
+    import pyannote.audio.pipelines.clustering as module
+    import pyannote.audio.utils.vbx as vbx_module
+    from pyannote.audio.pipelines.clustering import VBxClustering
+    from sklearn.cluster import KMeans
+
+    from port.pipeline import Parameters
+    from reference.run import audio_file, build_pipeline
+
+    made = dumps_c1("sample")
+    instrumented = made["reference_result"].output
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        untouched = build_pipeline(*torch_models, Parameters(pipeline="community-1"))(audio_file(RECORDINGS["sample"]))
+    assert instrumented.speaker_diarization.to_rttm() == untouched.speaker_diarization.to_rttm()
+    assert instrumented.exclusive_speaker_diarization.to_rttm() == untouched.exclusive_speaker_diarization.to_rttm()
+    np.testing.assert_array_equal(instrumented.speaker_embeddings, untouched.speaker_embeddings)
+    assert type(reference_pipeline_c1.clustering) is VBxClustering
+    assert "plda" not in reference_pipeline_c1.clustering.__dict__ or not hasattr(reference_pipeline_c1.clustering.plda, "_call")
+    assert module.KMeans is KMeans and module.cluster_vbx is vbx_module.cluster_vbx
+    reader = DumpReader(made["reference"])
+    assert reader.pipeline == "community-1"
+    iterations = int(reader.load("13-vbx", "out_iterations"))
+    assert iterations == len(reader.load("13-vbx", "out_elbo")) >= 1
+    last = iterations - 1  # pyannote's VBx stopped after the last iteration is its final state
+    np.testing.assert_array_equal(reader.load("13-vbx", f"iter{last}_out_gamma"), reader.load("13-vbx", "out_gamma"))
 
 
 def test_every_stage_is_dumped_with_a_manifest(dumps):
