@@ -254,7 +254,8 @@ class Setup:
             self.folder = export_models(args, segmentation, embedding)
             parameters = Parameters()
             self.reference = reference_run.build_pipeline(segmentation, embedding, parameters, device=args.device)
-            self.port = Pipeline.from_folder(self.folder, device=args.device, parameters=parameters)
+            self.port = Pipeline.from_folder(self.folder, device=args.device, parameters=parameters,
+                                             fbank=getattr(args, "fbank", "auto"))
         self.device = describe(args.device)
         self.models = {
             "segmentation": models.describe("segmentation", args.segmentation, args.models),
@@ -664,6 +665,8 @@ def parser() -> argparse.ArgumentParser:
                                                f"(default: {SAMPLE.relative_to(REPO)})")
     _model_options(run)
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    run.add_argument("--fbank", choices=["auto", "numpy", "graph"], default="auto",
+                     help="the port's fbank: numpy, or fbank.onnx on the models' provider (auto: the graph on CUDA)")
     run.add_argument("--format", choices=["npy", "txt"], default="npy", help="dump format")
     run.add_argument("--json", help="write the table and timings as JSON")
     run.add_argument("--report", help="write an HTML page of pictures (one per recording: NAME-<recording>.html when several)")

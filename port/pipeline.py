@@ -137,6 +137,7 @@ class Pipeline:
         segmentation_batch: int | None = None,
         embedding_batch: int | None = None,
         workers: int | None = None,
+        fbank: str = "auto",
     ):
         """Load `segmentation.onnx` and the embedding graphs from one export folder.
 
@@ -148,7 +149,9 @@ class Pipeline:
         one segments while the others embed the chunks already segmented; none
         changes results. By default 1 on a CPU (one 2-thread session beat two
         1-thread workers on an idle 2-core machine: README, Speed) and 2 on CUDA,
-        where the CPU's fbank overlaps the GPU's segmentation."""
+        where the CPU's fbank overlaps the GPU's segmentation. `fbank`: "numpy", "graph"
+        (`fbank.onnx`, with the trunk/head split the crops' fbank and trunk features stay
+        on the device) or "auto" (the graph on CUDA, numpy on a CPU; port/device_fbank.py)."""
         folder = Path(folder)
         gpu = runtime.resolve(device)[0] == "cuda"
         segmentation_batch = segmentation_batch or (32 if gpu else 16)
@@ -157,7 +160,7 @@ class Pipeline:
         threads = max(1, (os.cpu_count() or 1) // workers)
         return cls(
             Segmentation(folder / "segmentation.onnx", device=device, batch_size=segmentation_batch, threads=threads),
-            Embedding(folder, device=device, batch_size=embedding_batch, split=split, threads=threads),
+            Embedding(folder, device=device, batch_size=embedding_batch, split=split, threads=threads, fbank=fbank),
             parameters or Parameters(),
             workers=workers,
         )
@@ -449,12 +452,16 @@ class Embedder:
         if cropped.any():
             starts = chunks.start + np.arange(part.start, part.stop)[cropped] * chunks.step
             crops = audio.crop_chunks(self.native, self.sample_rate, starts, chunks.duration, embedding.sample_rate)
-            features = embedding.fbank(crops)
+            last = releases_arenas(part.stop, self.num_chunks)
+            if embedding.chain is not None and cropped.sum() == run.sum():
+                # fbank graph, trunk and head through IOBinding: no host copy in between
+                out[run], features = embedding.chain(crops, weights[run], last=last, keep_fbank=self.keep)
+            else:
+                features = embedding.fbank(crops)
+                if run.any():
+                    out[run] = embedding(features[run[cropped]], weights[run], last=last)
             if self.keep:
                 self.kept[start] = (crops, features)
-            if run.any():
-                last = releases_arenas(part.stop, self.num_chunks)
-                out[run] = embedding(features[run[cropped]], weights[run], last=last)
         self.embeddings[part] = out
         with self.condition:
             self.done += len(weights)
