@@ -275,7 +275,8 @@ class Setup:
             parameters = Parameters(pipeline=args.pipeline)
             self.reference = reference_run.build_pipeline(segmentation, embedding, parameters, device=args.device,
                                                           plda=args.plda)
-            self.port = Pipeline.from_folder(self.folder, device=args.device, parameters=parameters, plda=args.plda)
+            self.port = Pipeline.from_folder(self.folder, device=args.device, parameters=parameters, plda=args.plda,
+                                             fbank=getattr(args, "fbank", "auto"))
         self.pipeline = args.pipeline
         self.plda = _plda_note(args)
         self.device = describe(args.device)
@@ -787,6 +788,8 @@ def parser() -> argparse.ArgumentParser:
                                                f"(default: {SAMPLE.relative_to(REPO)})")
     _model_options(run)
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    run.add_argument("--fbank", choices=["auto", "numpy", "graph"], default="auto",
+                     help="the port's fbank: numpy, or fbank.onnx on the models' provider (auto: the graph on CUDA)")
     run.add_argument("--format", choices=["npy", "txt"], default="npy", help="dump format")
     run.add_argument("--json", help="write the table and timings as JSON")
     run.add_argument("--report", help="write an HTML page of pictures (one per recording: NAME-<recording>.html when several)")

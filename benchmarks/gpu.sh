@@ -8,11 +8,18 @@
 #    the wheels in DIR (and *.tar.xz unpacked wheels) go into DIR/site, put on PYTHONPATH
 #    (pip --no-index --no-deps). CUDA's libraries from the nvidia-* pip packages go on
 #    LD_LIBRARY_PATH, for onnxruntime's CUDA provider in processes that import no torch.
-# 2. verify.py run --device cuda on the sample and two AMI excerpts ($AMI or
-#    ../shared/audio/ami; else the two bundled in tests/data): pyannote on CUDA
+# 2. verify.py run --device cuda --fbank graph on the sample and two AMI excerpts ($AMI
+#    or ../shared/audio/ami; else the two bundled in tests/data): pyannote on CUDA
 #    (TF32 off, see reference/run.py) against the port on ONNX Runtime's CUDA provider,
-#    every stage compared
-# 3. speed.py --device cuda on the sample: both warm, same process, best of 2
+#    fbank as a graph on the device, every stage compared; for each pipeline
+#    (--pipeline 3.1 and community-1, when verify.py has the option; the second on
+#    the sample only), else today's pipeline
+# 3. speed.py --device cuda on the sample: both warm, same process, best of 2 (per
+#    pipeline when speed.py has --pipeline)
+# 3b. gpu_sweep.py --device cuda: the port alone, warm, one setting changed at a time:
+#    fbank numpy vs graph, cuDNN conv algorithm search (EXHAUSTIVE, HEURISTIC, DEFAULT),
+#    batch 32..256, the arena (kSameAsRequested, gpu_mem_limit), CUDA graphs on the
+#    trunk alone; then the default on 1 hour (AMI cycled), warm: the issue's 5 s line
 # 4. memory.py --device cuda --pyannote on the sample, 10 minutes and 1 hour (AMI cycled):
 #    each side in its own process: wall time, RTF, peak host RSS, peak GPU memory
 #    (nvidia-smi), RTTMs identical
@@ -91,20 +98,49 @@ else
 fi
 SAMPLE=$(echo $FILES | cut -d' ' -f1)
 
-say "verify.py run --device $DEVICE"
-set +e
-"$PY" verify.py run $FILES --device $DEVICE --dumps "$OUT/dumps" --json "$OUT/verify.json"
-VERIFY=$?
-set -e
-echo "verify.py exit status: $VERIFY"
+# both pipelines where the CLIs have --pipeline; today's alone where they have not yet
+if "$PY" verify.py run --help 2>/dev/null | grep -q -- "--pipeline"; then PIPELINES="3.1 community-1"; else PIPELINES=default; fi
+pipeline_args() { [ "$1" != default ] && echo "--pipeline $1"; true; }
+suffix_of() { [ "$1" != default ] && echo "-$1"; true; }
+FBANK=
+"$PY" verify.py run --help 2>/dev/null | grep -q -- "--fbank" && FBANK="--fbank graph"
 
 STATUS=0
 step() {  # a failing step is reported and the next one still runs (one lease, every number)
   "$@" || { code=$?; echo "gpu.sh: exit $code from: $*"; [ "$STATUS" != 0 ] || STATUS=$code; }
 }
 
-say "speed.py --device $DEVICE (sample)"
-step "$PY" benchmarks/speed.py "$SAMPLE" --device $DEVICE --repeat $REPEAT --json "$OUT/speed.json"
+VERIFY=0
+for p in $PIPELINES; do
+  suffix=$(suffix_of "$p")
+  files=$FILES; [ "$p" = community-1 ] && files=$SAMPLE  # the 8-minute budget: one recording
+  say "verify.py run --device $DEVICE $FBANK $(pipeline_args "$p")"
+  set +e
+  "$PY" verify.py run $files --device $DEVICE $FBANK $(pipeline_args "$p") --dumps "$OUT/dumps$suffix" --json "$OUT/verify$suffix.json"
+  code=$?
+  set -e
+  echo "verify.py exit status: $code"
+  [ "$VERIFY" != 0 ] || VERIFY=$code
+done
+[ -f "$OUT/verify.json" ] || cp "$OUT/verify-3.1.json" "$OUT/verify.json" 2>/dev/null || true
+
+SPEED_PIPELINES=default
+"$PY" benchmarks/speed.py --help 2>/dev/null | grep -q -- "--pipeline" && SPEED_PIPELINES="3.1 community-1"
+for p in $SPEED_PIPELINES; do
+  suffix=$(suffix_of "$p")
+  say "speed.py --device $DEVICE $(pipeline_args "$p") (sample)"
+  step "$PY" benchmarks/speed.py "$SAMPLE" --device $DEVICE --repeat $REPEAT $(pipeline_args "$p") --json "$OUT/speed$suffix.json"
+done
+[ -f "$OUT/speed.json" ] || cp "$OUT/speed-3.1.json" "$OUT/speed.json" 2>/dev/null || true
+
+SWEEP_ARGS="--device $DEVICE --repeat $REPEAT"
+[ "$DRY" = 1 ] && SWEEP_ARGS="$SWEEP_ARGS --dry-run" || SWEEP_ARGS="$SWEEP_ARGS --long-minutes 60"
+for p in $PIPELINES; do
+  suffix=$(suffix_of "$p")
+  say "gpu_sweep.py $SWEEP_ARGS $(pipeline_args "$p") (sample)"
+  step "$PY" benchmarks/gpu_sweep.py "$SAMPLE" $SWEEP_ARGS $(pipeline_args "$p") --json "$OUT/sweep$suffix.json"
+  SWEEP_ARGS=${SWEEP_ARGS/--long-minutes 60/}  # the hour once
+done
 
 say "memory.py --device $DEVICE --pyannote"
 step "$PY" benchmarks/memory.py --audio "$SAMPLE" --device $DEVICE --pyannote --keep "$OUT/long" --json "$OUT/memory-sample.json"
@@ -130,7 +166,10 @@ import torch
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 load = lambda name: json.loads((out / name).read_text()) if (out / name).is_file() else None
 report = {"device": device, "gpu": gpu, "tf32": {"torch_matmul": False, "torch_cudnn": False, "onnxruntime": False},
-          "verify": load("verify.json"), "verify_exit": verify, "speed": load("speed.json"), "memory": []}
+          "verify": load("verify.json"), "verify_exit": verify, "speed": load("speed.json"), "memory": [],
+          "verify_by_pipeline": {p: load(f"verify-{p}.json") for p in ("3.1", "community-1") if load(f"verify-{p}.json")},
+          "speed_by_pipeline": {p: load(f"speed-{p}.json") for p in ("3.1", "community-1") if load(f"speed-{p}.json")},
+          "sweep": {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("sweep*.json"))}}
 for path in sorted(out.glob("memory-*.json"), key=lambda p: json.loads(p.read_text())["minutes"]):
     report["memory"].append(json.loads(path.read_text()))
 (out / "gpu.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -142,6 +181,13 @@ for m in report["memory"]:
         r = m[side]
         same = "identical" if m.get("rttm_identical") else f"DER {m.get('der_port_vs_pyannote', 1):.2%}"
         print(f"{m['audio'][:15]:<16}{side:<10}{r['seconds']:>9.1f}{r['rtf']:>8.3f}{mb(r['peak_rss_mb']):>13}{mb(r['gpu_memory_mb']):>8}  {same}")
+for name, sweep in report["sweep"].items():
+    for r in sweep["rows"]:
+        if "seconds" in r:
+            print(f"{name}: {r['axis']}: fbank {r['fbank']}, batch {r['batch']}, {r.get('cuda') or 'defaults'}: "
+                  f"{r['seconds']:.3f} s, RTTM {'identical' if r.get('rttm_identical') else 'DIFFERS'}")
+    if sweep.get("long"):
+        print(f"{name}: 1 hour warm: {sweep['long'].get('seconds', sweep['long'].get('error'))}")
 for r in (report["speed"] or {}).get("results", []):
     print(f"warm, same process, {r['audio']}: pyannote {r['pyannote_s']:.2f} s, port {r['port_s']:.2f} s "
           f"({r['ratio']:.1f}x), models alone {r['floor_s']:.2f} s (port/floor {r['port_floor_ratio']:.2f})")

@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rttm", help="write the RTTM here (a folder when several files are given); default: print it")
     parser.add_argument("--models", help="folder of exported ONNX models (default: newest under models/)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--fbank", choices=["auto", "numpy", "graph"], default="auto",
+                        help="fbank on the host (numpy) or as fbank.onnx on the models' provider (auto: the graph on CUDA)")
     parser.add_argument("--num-speakers", type=int)
     parser.add_argument("--min-speakers", type=int)
     parser.add_argument("--max-speakers", type=int)
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         folder = find_models(args.models)
         pipeline = Pipeline.from_folder(folder, device=args.device, parameters=Parameters(pipeline=args.pipeline),
-                                        plda=args.plda)
+                                        plda=args.plda, fbank=args.fbank)
         if not args.quiet:
             err.print(f"running on {runtime.describe(args.device)}")
         paths = inputs.expand(args.audio)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import device_fbank
 from . import fbank as kaldi
 from . import runtime
 
@@ -41,10 +42,13 @@ class Embedding:
     """The ONNX embedding model: trunk + head (default) or the single graph."""
 
     def __init__(self, folder: str | Path, device: str = "auto", batch_size: int = 4, split: bool = True,
-                 threads: int | None = None):
+                 threads: int | None = None, fbank: str = "numpy"):
         """batch_size: chunks per trunk run (the single graph runs batch_size x speakers rows);
-        threads: ONNX Runtime's intra-op threads per session (default: all cores)."""
+        threads: ONNX Runtime's intra-op threads per session (default: all cores);
+        fbank: "numpy" (port/fbank.py), "graph" (fbank.onnx on the models' provider) or
+        "auto" (port/device_fbank.py: resolve)."""
         folder = Path(folder)
+        self.fbank_backend, self.fbank_reason = device_fbank.resolve(fbank, device, folder)
         self.split = split
         self.batch_size = batch_size
         if split:
@@ -62,6 +66,11 @@ class Embedding:
         self.fbank_params: dict = self.meta["fbank"]
         self.min_num_samples: int = self.meta["min_num_samples"]
         self.num_speakers: int = self.meta["num_speakers"]
+        self.graph = self.chain = None
+        if self.fbank_backend == "graph":
+            self.graph = device_fbank.FbankGraph(folder, device=device, threads=threads, fbank_params=self.fbank_params)
+            if split:  # crops -> fbank -> trunk -> head, intermediates on the device
+                self.chain = device_fbank.DeviceChain(self.graph, self.trunk, self.head)
 
     @property
     def provider(self) -> str:
@@ -74,6 +83,8 @@ class Embedding:
 
     def fbank(self, waveforms: np.ndarray) -> np.ndarray:
         """`WeSpeakerResNet34.compute_fbank` on (batch, 1, samples) chunks."""
+        if self.graph is not None:
+            return self.graph(waveforms)
         return kaldi.compute_fbank(waveforms, self.fbank_params)
 
     def zero_mask_embedding(self, num_frames: int) -> np.ndarray:

@@ -177,6 +177,7 @@ class Pipeline:
         embedding_batch: int | None = None,
         workers: int | None = None,
         plda: str | Path | None = None,
+        fbank: str = "auto",
     ):
         """Load `segmentation.onnx` and the embedding graphs from one export folder.
 
@@ -190,7 +191,9 @@ class Pipeline:
         1-thread workers on an idle 2-core machine: README, Speed) and 2 on CUDA,
         where the CPU's fbank overlaps the GPU's segmentation. community-1's PLDA is read from
         `plda` (a folder with xvec_transform.npz and plda.npz), else the export's own
-        `plda/`, else the repository's `reference/pretrained/plda`."""
+        `plda/`, else the repository's `reference/pretrained/plda`. `fbank`: "numpy", "graph"
+        (`fbank.onnx`, with the trunk/head split the crops' fbank and trunk features stay
+        on the device) or "auto" (the graph on CUDA, numpy on a CPU; port/device_fbank.py)."""
         folder = Path(folder)
         gpu = runtime.resolve(device)[0] == "cuda"
         segmentation_batch = segmentation_batch or (32 if gpu else 16)
@@ -202,7 +205,7 @@ class Pipeline:
             plda = load_plda(plda or (folder / "plda" if (folder / "plda").is_dir() else None))
         return cls(
             Segmentation(folder / "segmentation.onnx", device=device, batch_size=segmentation_batch, threads=threads),
-            Embedding(folder, device=device, batch_size=embedding_batch, split=split, threads=threads),
+            Embedding(folder, device=device, batch_size=embedding_batch, split=split, threads=threads, fbank=fbank),
             parameters,
             workers=workers,
             plda=plda if isinstance(plda, PLDA) else None,
@@ -540,12 +543,16 @@ class Embedder:
         if cropped.any():
             starts = chunks.start + np.arange(part.start, part.stop)[cropped] * chunks.step
             crops = audio.crop_chunks(self.native, self.sample_rate, starts, chunks.duration, embedding.sample_rate)
-            features = embedding.fbank(crops)
+            last = releases_arenas(part.stop, self.num_chunks)
+            if embedding.chain is not None and cropped.sum() == run.sum():
+                # fbank graph, trunk and head through IOBinding: no host copy in between
+                out[run], features = embedding.chain(crops, weights[run], last=last, keep_fbank=self.keep)
+            else:
+                features = embedding.fbank(crops)
+                if run.any():
+                    out[run] = embedding(features[run[cropped]], weights[run], last=last)
             if self.keep:
                 self.kept[start] = (crops, features)
-            if run.any():
-                last = releases_arenas(part.stop, self.num_chunks)
-                out[run] = embedding(features[run[cropped]], weights[run], last=last)
         self.embeddings[part] = out
         with self.condition:
             self.done += len(weights)

@@ -70,7 +70,30 @@ def providers(kind: str) -> list:
     reference runs torch (reference/run.py): the CUDA provider otherwise rounds
     matmul and convolution inputs to 10-bit mantissas (on the H100 that changed the
     RTTM of a 10-minute recording; README, GPU)."""
-    return [(CUDA, {"device_id": 0, "use_tf32": "0"}), CPU] if kind == "cuda" else [CPU]
+    if kind != "cuda":
+        return [CPU]
+    return [(CUDA, {"device_id": 0, **cuda_tuning(), "use_tf32": "0"}), CPU]
+
+
+# CUDA provider options for measurements (benchmarks/gpu_sweep.py): a JSON object of
+# onnxruntime CUDA provider options, e.g. {"cudnn_conv_algo_search": "HEURISTIC",
+# "arena_extend_strategy": "kSameAsRequested", "gpu_mem_limit": "8589934592"}. TF32
+# stays off whatever it says. Unset, ONNX Runtime's defaults (EXHAUSTIVE search).
+CUDA_OPTIONS_ENV = "PYANNOTE_PORT_CUDA_OPTIONS"
+
+
+def cuda_tuning() -> dict:
+    """The CUDA provider options of $PYANNOTE_PORT_CUDA_OPTIONS (strings), else none."""
+    text = os.environ.get(CUDA_OPTIONS_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        options = json.loads(text)
+    except ValueError:
+        raise ModelError(f"${CUDA_OPTIONS_ENV} is not a JSON object: {text[:80]}") from None
+    if not isinstance(options, dict):
+        raise ModelError(f"${CUDA_OPTIONS_ENV} is not a JSON object: {text[:80]}")
+    return {str(k): str(v) for k, v in options.items() if k != "use_tf32"}
 
 
 def session(path: str | Path, device: str = "auto", threads: int | None = None):

@@ -30,7 +30,7 @@ import torch
 
 from harness.compare import export_bounds
 
-from . import models
+from . import fbank_graph, models
 
 # 2: InstanceNormalization rewritten as float64 reductions (exact_instance_norms)
 EXPORTER_VERSION = 2
@@ -309,7 +309,7 @@ def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False)
     names = ["segmentation", "embedding", "embedding-trunk", "embedding-head"]
     paths = {name: folder / f"{name}.onnx" for name in names}
     if not force and all(p.is_file() for p in paths.values()):
-        return paths
+        return {**paths, "fbank": fbank_graph.ensure(folder, embedding)}  # fbank.onnx: an older export lacks it
     partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -317,8 +317,9 @@ def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False)
         meta = segmentation_metadata(segmentation)
         export_segmentation(segmentation, partial / "segmentation.onnx")
         export_embedding(embedding, partial, meta["num_samples"], meta["num_frames"], meta["num_speakers"])
+        fbank_graph.export_fbank(embedding, partial / "fbank.onnx")
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return paths
+    return {**paths, "fbank": folder / "fbank.onnx"}

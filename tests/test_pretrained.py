@@ -118,7 +118,7 @@ def _rebuild_errors(state: dict) -> dict:
 
 
 def _rebuild_holds(errors: dict) -> bool:
-    from port.compare import export_bounds
+    from harness.compare import export_bounds
 
     ulp = float(np.finfo(np.float32).eps)  # filters peak at 1.0
     return (errors["filterbank"] <= 2 * errors["filterbank_float32"] + 4 * ulp
