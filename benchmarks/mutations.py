@@ -619,7 +619,7 @@ CATALOGUE: tuple[Mutation, ...] = (
              crafted=_crafted_height_at_threshold),
     Mutation("reassign_raw_mean", "11-fcluster", "small clusters reassigned by the mean of raw embeddings, not of the normalised ones",
              _swap(clustering.cluster, _cluster_raw_reassignment), ("sample", "ami_padded"),
-             inert="no recording has a small cluster and two large ones to choose from", crafted=_crafted_small_cluster),
+             inert="the recordings' small clusters are single embeddings: raw and normalised means pick the same large cluster", crafted=_crafted_small_cluster),
     Mutation("no_min_cluster_size_merge", "11-fcluster", "small clusters (< min_cluster_size) not merged into large ones",
              _swap(clustering._large_clusters, _all_clusters_large), ("sample", "ami_padded")),
     Mutation("assign_hungarian", "12-assign", "Hungarian (constrained_argmax) where the 3.1 pipeline takes the argmax",

@@ -734,11 +734,12 @@ def _reassignment(reference: DumpReader) -> tuple[bool, str] | None:
 
 
 def _constraints(reference: DumpReader) -> tuple[bool, str] | None:
-    given = {}
-    for stage in ("11-fcluster", "12-assign", "14-centroids"):
-        for name in ("in_num_clusters", "in_min_clusters", "in_max_clusters"):
+    given = {}  # the clustering's own arguments (12-assign / 14-centroids); 11's are set_num_clusters' bounds
+    defaults = {"in_num_clusters": None, "in_min_clusters": 1.0, "in_max_clusters": math.inf}
+    for stage in ("12-assign", "14-centroids"):
+        for name, default in defaults.items():
             value = _load(reference, stage, name)
-            if value is not None and not np.isnan(float(value)) and not np.isinf(float(value)):
+            if value is not None and not np.isnan(float(value)) and float(value) != default:
                 given[name[3:]] = float(value)
     walked = len(_calls_of(reference, "11-fcluster", "out_labels")) > 1
     if not given and not reference.has("11-fcluster", "in_threshold"):
