@@ -83,3 +83,22 @@ def test_no_effect_is_neither_caught_nor_missed():
     assert missed["status"] == "MISSED" and caught["status"] == "caught" and not caught["at_expected_stage"]
     total = score([inert, missed, caught])
     assert (total["counted"], total["caught"], total["at_expected_stage"], total["no_effect"]) == (2, 1, 0, 1)
+
+
+CRAFTED = [m.name for m in CATALOGUE if m.crafted is not None]
+
+
+@pytest.mark.parametrize("name", CRAFTED)
+def test_crafted_inputs_exercise_the_branch(dumps, port_pipeline, tmp_path, name):
+    """Each branch no bundled recording reaches, on a crafted copy of the reference dump:
+    the mutated stage, run alone, fails there (and the unmutated one is the expectation)."""
+    from benchmarks.mutations import crafted_run
+
+    row = crafted_run(BY_NAME[name], port_pipeline, dumps(RECORDING)["reference"], tmp_path)
+    assert row["effect"] and row["caught"] and row["first_failure"] == BY_NAME[name].stage, row
+
+
+def test_at_most_one_mutation_without_inputs_that_exercise_it():
+    inert = [m.name for m in CATALOGUE if m.inert and m.crafted is None]
+    assert len(inert) <= 1, inert
+    assert "reassign_raw_mean" in BY_NAME and BY_NAME["reassign_raw_mean"].stage == "11-fcluster"
