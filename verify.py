@@ -3,6 +3,7 @@
 
     python verify.py run [AUDIO ...]        reference + port, dumps, stage-by-stage table
     python verify.py compare A B            compare two dump trees (e.g. a C++ port's)
+    python verify.py inputs STAGE [REF]     the reference dumps a stage reads (shapes, dtypes)
     python verify.py clean                  remove everything under dumps/ but its README
     python verify.py export                 write the ONNX models the port runs
 
@@ -150,41 +151,58 @@ def _stage_table(console, verdict, sides=("port", "pyannote.audio")) -> tuple[bo
 
     table = Table(title=f"{verdict.recording} ({verdict.pipeline}): {sides[0]} vs {sides[1]}, stage by stage",
                   title_justify="left")
-    for column in ("stage", "isolated drift", "chain drift", "noise", "ratio", "over", "bound", "result"):
-        table.add_column(column, justify="left" if column in ("stage", "result") else "right")
+    for column in ("stage", "bounds", "isolated drift", "chain drift", "noise", "ratio", "over", "bound", "result"):
+        table.add_column(column, justify="left" if column in ("stage", "bounds", "result") else "right")
     for stage, entry in verdict.stages.items():
         if entry.status in ("not reached", "excluded", "not implemented") or not (entry.chain or entry.isolated):
             style = "red" if not entry.passed else "dim"
-            table.add_row(stage, "-", "-", "-", "-", "-", "-", f"[{style}]{entry.status}[/{style}]: {entry.reason}")
+            table.add_row(stage, "-", "-", "-", "-", "-", "-", "-", f"[{style}]{entry.status}[/{style}]: {entry.reason}")
             continue
         floats = lambda rows: [r for r in rows if r.kind == "float"]  # noqa: E731
         worst = lambda rows: max(floats(rows), key=lambda r: (r.max_abs != r.max_abs, r.max_abs), default=None)  # noqa: E731
+        shaped = lambda rows: any(r.kind == "shape" for r in rows)  # noqa: E731
         ci, cc = worst(entry.isolated), worst(entry.chain)
         noise_row = next((r for r in floats(entry.chain) + floats(entry.isolated) if r.noise is not None), None)
         over = sum(r.over for r in entry.chain + entry.isolated)
         ratios = [r.noise_ratio for r in floats(entry.chain + entry.isolated) if r.noise_ratio is not None]
-        failing = [r for r in entry.isolated + entry.chain if not r.passed]
-        notes = [r for r in entry.chain + entry.isolated if r.note and r.passed]  # e.g. reordered merges
-        if failing:
-            r = failing[0]
-            side = "isolated" if r in entry.isolated else "chain"
-            result = f"[red]FAIL[/red] {side} {r.name}: {r.note}{_where_text(r.where)}"
+        failing = entry.failing
+        notes = [r for r in entry.chain + entry.isolated if r.note and r.passed and r.kind not in ("not implemented", "echoed")]
+        omitted = [r.name for r in entry.chain + entry.isolated if r.kind == "not implemented"]
+        echoed = [r.name for r in entry.chain + entry.isolated if r.kind == "echoed"]
+        parts = []
+        if failing:  # every failing name, not only the first
+            parts.append("[red]FAIL[/red] " + "; ".join(
+                f"{'isolated' if r in entry.isolated else 'chain'} {r.name}: {r.note}{_where_text(r.where)}" for r in failing))
         else:
-            result = "[green]pass[/green]" + (f" ({notes[0].note})" if notes else "")
+            parts.append("[green]partial[/green]" if entry.status == "partial" else "[green]pass[/green]")
+            if notes:
+                parts.append(f"({notes[0].note})")
+        if omitted:
+            parts.append(f"[yellow]not implemented ({', '.join(omitted)})[/yellow]")
+        if echoed:
+            parts.append(f"[dim]reference's own {', '.join(echoed)}[/dim]")
+        drift = lambda row, rows: _fmt(row.max_abs) if row else ("shape" if shaped(rows) else ("exact" if rows else "-"))  # noqa: E731
         table.add_row(
             stage,
-            _fmt(ci.max_abs) if ci else ("exact" if entry.isolated else "-"),
-            _fmt(cc.max_abs) if cc else ("exact" if entry.chain else "-"),
+            entry.bounds or "-",
+            drift(ci, entry.isolated),
+            drift(cc, entry.chain),
             _fmt(noise_row.noise) if noise_row else "-",
             f"{max(ratios):.2f}x" if ratios else "-",
             str(over),
-            _fmt(max((r.bound for r in floats(entry.chain)), default=None), ".0e"),
-            result,
+            _fmt(max((r.bound for r in floats(entry.chain or entry.isolated)), default=None), ".0e"),
+            " ".join(parts),
         )
     console.print(table)
     if verdict.noise:
         console.print(f"[dim]noise: {verdict.noise}; a float stage passes when drift <= k x noise + floor "
                       "at the max and the percentile, and under the ceiling[/dim]")
+    if verdict.coverage:
+        console.print("coverage (branches of pyannote's code this recording exercised): " + "; ".join(
+            f"{v['what']}: {'[green]yes[/green]' if v['exercised'] else '[dim]no[/dim]'} ({v['detail']})"
+            for v in verdict.coverage.values()))
+    if verdict.declared:
+        console.print(f"[yellow]declared not implemented: {', '.join(verdict.declared)}[/yellow]")
     first = verdict.first_failure
     if first:
         console.print(f"[red]first stage over tolerance: {first}[/red]")
@@ -706,7 +724,7 @@ def _pairs(a: Path, b: Path) -> list[tuple[str, Path, Path]]:
 
 def command_compare(args) -> int:
     from harness import report as pictures
-    from harness.compare import judge, parse_stages
+    from harness.compare import check_candidate, judge, parse_stages
     from port.dumps import DumpReader
 
     console = _console()
@@ -714,21 +732,75 @@ def command_compare(args) -> int:
     pairs = _pairs(Path(args.reference), Path(args.candidate))
     for name, a, b in pairs:
         reference, candidate = DumpReader(a), DumpReader(b)
-        candidate.check({k: reference.manifest.get(k) for k in ("audio_sha256",)})
+        check_candidate(reference, candidate)
         stages = report["stages"] = parse_stages(args.stages, reference.pipeline)
         verdict = judge(a, b, stages=stages)
+        for warning in verdict.warnings:
+            console.print(f"[yellow]warning: {warning}[/yellow]")
         passed, first = _stage_table(console, verdict, sides=_side_names(candidate.manifest, reference.manifest, (b, a)))
-        if verdict.not_implemented:
-            console.print(f"[red]not implemented: {', '.join(verdict.not_implemented)}[/red] "
-                          "(use --stages to judge only the stages the candidate has)")
+        undeclared = [s for s in verdict.not_implemented if s not in verdict.declared]
+        if undeclared:
+            console.print(f"[red]not implemented: {', '.join(undeclared)}[/red] "
+                          "(use --stages to judge only the stages the candidate has, or declare them in its "
+                          "manifest's not_implemented)")
         if args.report:
             console.print(f"report: {pictures.write(args.report, a, b, verdict, len(pairs) > 1)}")
         report["passed"] &= passed
         report["recordings"].append({**verdict.as_dict(), "name": name,
-                                     "stages_flat": [row.as_dict() for row in verdict.chain]})
+                                     "stages_flat": [row.as_dict() for row in verdict.chain + verdict.isolated]})
+    if len(pairs) > 1:
+        report["summary"] = _compare_summary(console, report["recordings"])
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float) + "\n")
     return EXIT_OK if report["passed"] else EXIT_DRIFT
+
+
+def _compare_summary(console, recordings: list[dict]) -> dict:
+    """The last lines of a comparison of several recordings: how many passed, where each failed first."""
+    passed = [r["name"] for r in recordings if r["passed"]]
+    failed = {r["name"]: r["first_failure"] for r in recordings if not r["passed"]}
+    declared = sorted({n for r in recordings for n in r["declared_not_implemented"]})
+    exercised = sorted({k for r in recordings for k, v in r["coverage"].items() if v["exercised"]})
+    never = sorted({k for r in recordings for k in r["coverage"]} - set(exercised))
+    console.print(f"summary: {len(passed)} of {len(recordings)} recordings pass" + (
+        "; first failures: " + ", ".join(f"{n} at {s}" for n, s in failed.items()) if failed else ""))
+    if declared:
+        console.print(f"summary: declared not implemented: {', '.join(declared)}")
+    if never:
+        console.print(f"summary: branches no recording exercised: {', '.join(never)}")
+    return {"passed": [len(passed), len(recordings)], "first_failures": failed, "declared_not_implemented": declared,
+            "branches_exercised": exercised, "branches_never_exercised": never}
+
+
+def command_inputs(args) -> int:
+    """The dumps that feed a stage (port.vocabulary), with shapes and dtypes from a reference dump."""
+    import re
+
+    from port.dumps import DumpReader
+    from port.vocabulary import PIPELINES, pipeline as describe
+
+    reference = DumpReader(args.reference) if args.reference else None
+    description = describe(reference.pipeline if reference else args.pipeline)
+    stage = next((s for s in description.stage_names if args.stage in (s, s[:2], s[3:])), None)
+    if stage is None:
+        raise ValueError(f"pipeline {description.name} has no stage {args.stage!r} "
+                         f"(stages: {', '.join(description.stage_names)})")
+    console = _console()
+    console.print(f"{stage} ({description.name}, `{description.stage(stage).function}`) reads:")
+    for entry in description.stage(stage).inputs or ("the audio file",):
+        source, _, pattern = entry.partition("/")
+        if reference is None or not pattern:
+            console.print(f"  {entry}")
+            continue
+        regex = re.compile(re.escape(pattern).replace(re.escape("<k>"), r"\d+") + "$")
+        found = [n for n in reference.names(source) if regex.match(n)]
+        if not found:
+            console.print(f"  {entry}  (not in this reference dump)")
+        for name in found:
+            value = reference.load(source, name)
+            what = "text" if isinstance(value, str) else f"{tuple(getattr(value, 'shape', ()))} {getattr(value, 'dtype', '')}"
+            console.print(f"  {source}/{name}  {what}")
+    return EXIT_OK
 
 
 # ----------------------------------------------------------------------------- clean / export
@@ -812,6 +884,12 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("--report", help="write an HTML page of pictures (one per recording: NAME-<recording>.html when several)")
     compare.add_argument("--stages", help="judge only these stages, e.g. 01-05 or 01-05,08 (the others are excluded)")
     compare.set_defaults(func=command_compare)
+
+    inputs = commands.add_parser("inputs", help="the reference dumps a stage reads (with shapes when given a dump)")
+    inputs.add_argument("stage", help="a stage: 12-assign, 12 or assign")
+    inputs.add_argument("reference", nargs="?", help="a reference dump (dumps/reference/sample): shapes and dtypes")
+    inputs.add_argument("--pipeline", default="3.1", help="without a dump: the pipeline (3.1 or community-1)")
+    inputs.set_defaults(func=command_inputs)
 
     clean = commands.add_parser("clean", help="remove dumps/ contents (its README stays)")
     clean.add_argument("--dumps", default=str(DUMPS))

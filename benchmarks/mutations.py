@@ -286,6 +286,38 @@ def _cluster_unnormalised(*args, **kwargs):
     return _cluster(*args, **{**kwargs, "metric": "euclidean"})
 
 
+def _cluster_raw_reassignment(embeddings, min_clusters, max_clusters, num_clusters=None, threshold=0.7045654963945799,
+                              min_cluster_size=12, method="centroid", metric="cosine", trace=None):
+    """AgglomerativeClustering.cluster whose small-cluster reassignment averages the raw
+    embeddings, where pyannote averages the unit-normalised ones (its in-place copy)."""
+    seen = []
+    large_clusters = clustering._large_clusters
+
+    def recording(clusters, size):
+        seen.append((np.array(clusters), size))
+        return large_clusters(clusters, size)
+
+    with attribute(clustering, "_large_clusters", recording):
+        result = _cluster(embeddings, min_clusters, max_clusters, num_clusters=num_clusters, threshold=threshold,
+                          min_cluster_size=min_cluster_size, method=method, metric=metric, trace=trace)
+    if not seen:
+        return result
+    clusters, size = seen[-1]  # the cut the reassignment started from
+    unique, counts = np.unique(clusters, return_counts=True)
+    large, small = unique[counts >= size], unique[counts < size]
+    if len(large) == 0 or len(small) == 0:
+        return result
+    raw = np.asarray(embeddings)
+    large_centroids = np.vstack([np.mean(raw[clusters == k], axis=0) for k in large])
+    small_centroids = np.vstack([np.mean(raw[clusters == k], axis=0) for k in small])
+    from scipy.spatial.distance import cdist
+
+    for small_k, large_k in enumerate(np.argmin(cdist(large_centroids, small_centroids, metric=metric), axis=0)):
+        clusters[clusters == small[small_k]] = large[large_k]
+    _, clusters = np.unique(clusters, return_inverse=True)
+    return clusters
+
+
 _assign = clustering.assign_embeddings
 
 
@@ -330,6 +362,138 @@ def _frame_starts(self, n):
     return self.start + np.arange(n) * self.step
 
 
+# ----------------------------------------------------------------------------- crafted inputs
+# Branches no bundled recording exercises (exact ties, a height at the threshold, two local
+# speakers in one cluster, a non-trivial small-cluster reassignment, ...): each builder edits
+# a copy of a real reference dump (from its own data where it can) so that the branch runs.
+# The crafted stage's expected outputs are the unmutated port's on those inputs (the port is
+# bit-identical to pyannote on stages 04-14 of the bundled recordings), and the mutated
+# port's stage run alone on them must differ and fail (`crafted_run`).
+def _crafted_powerset_ties(d: DumpReader) -> dict:
+    """Frames whose two best powerset classes have exactly equal log-probabilities."""
+    log_probs = np.array(d.load("03-segmentation", "out_log_probs"))
+    log_probs[0, :50, :] = -9.0
+    log_probs[0, :50, 1] = log_probs[0, :50, 4] = -0.5  # {0} and {0, 1} tie
+    return {"03-segmentation": {"out_log_probs": log_probs}}
+
+
+def _crafted_few_clean_frames(d: DumpReader) -> dict:
+    """A speaker active on every frame of chunk 0 but overlapped on all but 5."""
+    multilabel = np.array(d.load("04-multilabel", "out_multilabel"))
+    multilabel[0] = 0.0
+    multilabel[0, :, 0] = 1.0
+    multilabel[0, 5:, 1] = 1.0
+    return {"04-multilabel": {"out_multilabel": multilabel}}
+
+
+def _crafted_linkage_ties(d: DumpReader) -> dict:
+    """Four unit vectors on a square (exactly equal nearest distances)."""
+    dim = np.asarray(d.load("10-linkage", "in_X")).shape[1]
+    square = np.zeros((4, dim), np.float32)  # exact coordinates: the ties are exact
+    square[[0, 1, 2, 3], [0, 1, 0, 1]] = [1.0, 1.0, -1.0, -1.0]
+    return {"10-linkage": {"in_X": square}}
+
+
+def _crafted_height_at_threshold(d: DumpReader) -> dict:
+    """The first fcluster call's dendrogram with the merge nearest the threshold moved onto it."""
+    Z = np.array(d.load("11-fcluster", "call0_in_Z"))
+    t = float(d.load("11-fcluster", "call0_in_t"))
+    above = np.flatnonzero(Z[:, 2] > t)
+    j = above[np.argmin(Z[above, 2])] if above.size else int(np.argmax(Z[:, 2]))
+    Z[j, 2] = t
+    return {"11-fcluster": {"call0_in_Z": Z}}
+
+
+def _crafted_small_cluster(d: DumpReader) -> dict:
+    """Two large clusters and one small one whose normalised mean is nearer the first and
+    raw mean nearer the second (one of its rows has a large norm), from real rows made orthonormal."""
+    X = np.asarray(d.load("09-filter", "out_embeddings"), dtype=np.float64)
+    q, _ = np.linalg.qr(X[:8].T)
+    e1, e2, e3 = q[:, 0], q[:, 1], q[:, 2]
+    rng = np.random.default_rng(0)
+    rows = [e1 + 0.05 * rng.standard_normal(3) @ q[:, 3:6].T for _ in range(12)]
+    rows += [e2 + 0.05 * rng.standard_normal(3) @ q[:, 3:6].T for _ in range(12)]
+    s1 = e3 + 0.35 * e1
+    s2 = e3 + 0.30 * e2
+    rows += [s1 / np.linalg.norm(s1), 100.0 * s2 / np.linalg.norm(s2)]
+    return {"09-filter": {"out_embeddings": np.asarray(rows, np.float32)}}
+
+
+def _crafted_shared_cluster(d: DumpReader) -> dict:
+    """Chunks whose two local speakers (overlapping) have the same embedding: one cluster for both."""
+    embeddings = np.array(d.load("08-embeddings", "out_embeddings"))
+    multilabel = np.array(d.load("04-multilabel", "out_multilabel"))
+    for c in range(len(embeddings)):
+        if not np.any(np.isnan(embeddings[c, :2])):
+            embeddings[c, 1] = embeddings[c, 0]
+            multilabel[c, :300, :2] = 1.0  # both speak (overlap) on the first 300 frames
+    return {"08-embeddings": {"out_embeddings": embeddings}, "04-multilabel": {"out_multilabel": multilabel}}
+
+
+def _crafted_reconstruct_shared(d: DumpReader) -> dict:
+    """Local speakers 0 and 1 of every chunk in one cluster, overlapping on half the chunk."""
+    stage = "13-reconstruct"
+    multilabel = np.array(d.load("04-multilabel", "out_multilabel"))
+    multilabel[:, :300, :2] = 1.0
+    out = {"04-multilabel": {"out_multilabel": multilabel}, stage: {}}
+    for name in d.names(stage):
+        if name.endswith("_in_hard_clusters"):
+            hard = np.array(d.load(stage, name))
+            hard[:, 0] = 0
+            hard[:, 1] = 0
+            hard[:, 2] = np.where(hard[:, 2] >= 0, 1, hard[:, 2])
+            out[stage][name] = hard
+    return out
+
+
+def _crafted_labels_order(d: DumpReader) -> dict:
+    """The first two clusters' columns swapped, so that cluster 1 speaks first."""
+    stage = "13-reconstruct"
+    out = {stage: {}}
+    for name in d.names(stage):
+        if name.endswith("_out_discrete"):
+            discrete = np.array(d.load(stage, name))
+            if discrete.shape[1] >= 2:
+                discrete[:, [0, 1]] = discrete[:, [1, 0]]
+            out[stage][name] = discrete
+    return out
+
+
+def crafted_run(mutation, pipeline, source: Path, root: Path) -> dict:
+    """The mutation's branch exercised on a crafted copy of the reference dump `source`:
+    {"effect", "caught", "first_failure", "failures"} like a recording's entry."""
+    from harness.compare import isolated_rows
+    from port.stages import run_stage
+
+    folder = Path(root) / f"crafted-{mutation.name}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(source, folder)
+
+    def write(stage, values):
+        for name, value in values.items():
+            for old in [*(folder / stage).glob(f"{name}.npy"), *(folder / stage).glob(f"{name}.txt")]:
+                old.unlink()
+            if isinstance(value, str):  # RTTM text
+                (folder / stage / name).write_text(value)
+            else:
+                np.save(folder / stage / f"{name}.npy", np.asarray(value), allow_pickle=False)
+
+    for stage, values in mutation.crafted(DumpReader(source)).items():
+        write(stage, values)
+    stage = mutation.stage
+    write(stage, run_stage(stage, DumpReader(folder), pipeline))
+    reader = DumpReader(folder)
+    with mutation.apply(pipeline):
+        produced = run_stage(stage, reader, pipeline)
+    rows = isolated_rows(reader, stage, lambda s, d: produced)
+    failing = [r for r in rows if not r.passed]
+    return {"effect": bool(failing), "caught": bool(failing), "first_failure": stage if failing else None,
+            "rttm_changed": None, "crafted": True,
+            "failures": [{"check": "isolated", "stage": r.stage, "name": r.name, "max_abs": r.max_abs, "note": r.note}
+                         for r in failing[:4]]}
+
+
 @dataclass(frozen=True)
 class Mutation:
     name: str
@@ -338,6 +502,7 @@ class Mutation:
     apply: Callable  # apply(pipeline) -> context manager
     recordings: tuple[str, ...] = ("sample",)
     inert: str = ""  # why it may change nothing on these recordings
+    crafted: Callable | None = None  # crafted(reference_reader) -> {stage: {name: value}}: inputs that exercise it
 
 
 def _powerset_bitmask_order(p):
@@ -466,7 +631,7 @@ CATALOGUE: tuple[Mutation, ...] = (
              _powerset_bitmask_order),
     Mutation("multilabel_last_max", "04-multilabel", "powerset argmax keeps the last maximum on ties",
              _swap(segmentation.to_multilabel, _to_multilabel_last_max),
-             inert="no two powerset log-probabilities of a frame are exactly equal"),
+             inert="no two powerset log-probabilities of a frame are exactly equal", crafted=_crafted_powerset_ties),
     Mutation("frame_step_duration_over_frames", "05-count", "frame step 10 s / 589 frames instead of the receptive field's step",
              _frame_step_from_count),
     Mutation("count_truncated", "05-count", "speaker count truncated (astype) instead of rounded",
@@ -492,7 +657,7 @@ CATALOGUE: tuple[Mutation, ...] = (
              _param("exclude_overlap", False)),
     Mutation("masks_no_min_frames_fallback", "07-masks", "no fallback to the full mask when too few clean frames remain",
              _swap(embedding.masks, _masks_no_fallback), ("sample", "ami_padded"),
-             inert="no speaker is left with too few non-overlapped frames"),
+             inert="no speaker is left with too few non-overlapped frames", crafted=_crafted_few_clean_frames),
     Mutation("embedding_float16", "08-embeddings", "embedding trunk run in float16 (fbank in, features out)",
              _float16("embedding")),
     Mutation("filter_counts_overlap", "09-filter", "filter_embeddings counts overlapped frames as clean",
@@ -501,27 +666,31 @@ CATALOGUE: tuple[Mutation, ...] = (
              _swap(clustering.linkage, _linkage_median), ("sample", "ami_padded")),
     Mutation("linkage_last_min_ties", "10-linkage", "nearest-neighbour scans keep the last minimum on ties",
              _numpy_in(hierarchy, argmin=_argmin_last), ("sample", "ami_padded"),
-             inert="no two candidate distances are exactly equal"),
+             inert="no two candidate distances are exactly equal", crafted=_crafted_linkage_ties),
     Mutation("cluster_unnormalised", "11-fcluster", "embeddings not L2-normalised before linkage (in AgglomerativeClustering.cluster)",
              _swap(clustering.cluster, _cluster_unnormalised), ("sample", "ami_padded")),
     Mutation("fcluster_strict_threshold", "11-fcluster", "fcluster keeps merges with height < t instead of <= t",
              _swap(clustering.fcluster, _fcluster_strict), ("sample", "ami_padded"),
-             inert="no merge height equals the threshold, and no speaker constraint made pyannote walk the dendrogram"),
+             inert="no merge height equals the threshold, and no speaker constraint made pyannote walk the dendrogram",
+             crafted=_crafted_height_at_threshold),
+    Mutation("reassign_raw_mean", "11-fcluster", "small clusters reassigned by the mean of raw embeddings, not of the normalised ones",
+             _swap(clustering.cluster, _cluster_raw_reassignment), ("sample", "ami_padded"),
+             inert="the recordings' small clusters are single embeddings: raw and normalised means pick the same large cluster", crafted=_crafted_small_cluster),
     Mutation("no_min_cluster_size_merge", "11-fcluster", "small clusters (< min_cluster_size) not merged into large ones",
              _swap(clustering._large_clusters, _all_clusters_large), ("sample", "ami_padded")),
     Mutation("assign_hungarian", "12-assign", "Hungarian (constrained_argmax) where the 3.1 pipeline takes the argmax",
              _swap(clustering.assign_embeddings, _assign_hungarian), ("sample", "ami_padded"),
-             inert="no chunk had two local speakers assigned to one cluster"),
+             inert="no chunk had two local speakers assigned to one cluster", crafted=_crafted_shared_cluster),
     Mutation("reconstruct_sum", "13-reconstruct", "local speakers of one cluster summed instead of max-ed",
              _swap(reconstruct.reconstruct, _reconstruct_sum), ("sample", "ami_padded"),
-             inert="no chunk had two local speakers assigned to one cluster"),
+             inert="no chunk had two local speakers assigned to one cluster", crafted=_crafted_reconstruct_shared),
     Mutation("diarization_reversed_ties", "13-reconstruct", "clusters ranked by argsort(a)[::-1]: equal activations in reverse order",
              _swap(reconstruct.to_diarization, _to_diarization_reversed_ties), ("sample", "ami_padded")),
     Mutation("min_duration_off_0.5", "14-annotation", "min_duration_off 0.5 s from another configuration instead of 0.0",
              _param("min_duration_off", 0.5), ("sample", "ami_padded")),
     Mutation("labels_by_first_turn", "14-annotation", "speakers named by first appearance instead of cluster index",
              _swap(reconstruct.speaker_labels, _labels_by_appearance), ("sample", "ami_padded"),
-             inert="cluster indices already follow the order of first speech"),
+             inert="cluster indices already follow the order of first speech", crafted=_crafted_labels_order),
     Mutation("turns_at_frame_starts", "14-annotation", "turn boundaries at frame starts instead of frame middles",
              lambda p: attribute(SlidingWindow, "middles", _frame_starts)),
 )
@@ -659,6 +828,10 @@ class Bench:
                          "failures": [{k: r.get(k) for k in ("check", "stage", "name", "max_abs", "noise_ratio", "note")}
                                       for r in failing[:4]],
                          "seconds": round(time.perf_counter() - began, 1)}
+        if mutation.crafted is not None:  # the branch no recording reaches, on a crafted copy of one
+            with tempfile.TemporaryDirectory(prefix="crafted-") as tmp:
+                per["crafted"] = crafted_run(mutation, self.pipeline, self.reference((recordings or mutation.recordings)[0]),
+                                             Path(tmp))
         return summarise(mutation, per)
 
 

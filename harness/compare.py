@@ -205,9 +205,9 @@ def compare_values(stage: str, name: str, reference, candidate, chain: bool = Fa
     candidate = np.asarray(candidate)
     discrete = _is_discrete(config, name) or (reference.dtype.kind in "iub" and candidate.dtype.kind in "iub")
     if reference.shape != candidate.shape:
-        return Row(stage, name, "discrete" if discrete else "float", size=reference.size, passed=False,
+        return Row(stage, name, "shape", size=reference.size, passed=False,
                    mismatches=reference.size, over=reference.size,
-                   note=f"shape {candidate.shape} != {reference.shape}")
+                   note=f"shape {candidate.shape} vs {reference.shape} (candidate vs reference)")
     size = int(reference.size)
     if discrete:
         if reference.dtype.kind == "f" or candidate.dtype.kind == "f":
@@ -336,14 +336,26 @@ def _names(reader: DumpReader, stage: str, outputs_only: bool = False) -> list[s
     return [n for n in names if n.startswith("out_") or "_out_" in n] if outputs_only else names
 
 
+def is_input(name: str) -> bool:
+    """An echoed input: ``in_<x>`` or ``call<k>_in_<x>`` (a value the stage was given, dumped beside its outputs)."""
+    return re.match(r"^((call|iter)\d+_)?in_", name) is not None
+
+
 def compare_stage(reference: DumpReader, candidate: DumpReader, stage: str, chain: bool = True,
-                  noise: dict | None = None) -> list[Row]:
-    """Every value either side dumped for this stage: names only one side has fail."""
+                  noise: dict | None = None, declared: set[str] | frozenset = frozenset()) -> list[Row]:
+    """Every value either side dumped for this stage: names only one side has fail, but
+    for names the candidate's manifest declares not implemented (`declared`) and echoed
+    inputs (``in_*``) the candidate did not dump: the reference's own are used."""
     rows = []
     noise = noise or {}
     for name in reference.names(stage):
         if not candidate.has(stage, name):
-            rows.append(Row(stage, name, "missing", passed=False, note="missing in candidate"))
+            if name in declared:
+                rows.append(Row(stage, name, "not implemented", note="not implemented (declared in the candidate's manifest)"))
+            elif is_input(name):
+                rows.append(Row(stage, name, "echoed", note="not dumped by the candidate: the reference's own input used"))
+            else:
+                rows.append(Row(stage, name, "missing", passed=False, note="missing in candidate"))
             continue
         rows.append(compare_values(stage, name, reference.load(stage, name), candidate.load(stage, name), chain,
                                    noise=noise.get(name), reader=reference))
@@ -407,17 +419,34 @@ def unreached_reason(reference: DumpReader, stage: str) -> str | None:
 @dataclass
 class StageVerdict:
     stage: str
-    status: str  # "pass", "fail", "not implemented", "not reached", "excluded"
+    status: str  # "pass", "partial", "fail", "not implemented", "not reached", "excluded"
     reason: str = ""
     chain: list[Row] = field(default_factory=list)
     isolated: list[Row] = field(default_factory=list)
+    bounds: str = ""  # "chain" or "isolated": which bounds judged the candidate's dumps
+    bounds_reason: str = ""  # why (the manifest's "inputs", or inputs equal the reference's bit for bit)
+    declared: bool = False  # "not implemented" and declared so in the candidate's manifest
 
     @property
     def passed(self) -> bool:
-        return self.status in ("pass", "not reached", "excluded")
+        return self.status in ("pass", "partial", "not reached", "excluded") or (
+            self.status == "not implemented" and self.declared)
+
+    @property
+    def not_implemented(self) -> list[str]:
+        """Declared omissions: the whole stage, or its names the candidate did not produce."""
+        if self.status == "not implemented" and self.declared:
+            return [self.stage]
+        return [f"{r.stage}/{r.name}" for r in self.chain + self.isolated if r.kind == "not implemented"]
+
+    @property
+    def failing(self) -> list[Row]:
+        return [r for r in self.isolated + self.chain if not r.passed]
 
     def as_dict(self) -> dict:
         return {"stage": self.stage, "status": self.status, "reason": self.reason, "passed": self.passed,
+                "bounds": self.bounds, "bounds_reason": self.bounds_reason, "declared": self.declared,
+                "not_implemented": self.not_implemented,
                 "chain": [r.as_dict() for r in self.chain], "isolated": [r.as_dict() for r in self.isolated]}
 
 
@@ -429,6 +458,8 @@ class Verdict:
     stages: dict[str, StageVerdict]
     noise: str = ""  # where the noise came from, or why there is none
     pipeline: str = "3.1"
+    coverage: dict = field(default_factory=dict)  # the branches of pyannote's code the recording exercised
+    warnings: list[str] = field(default_factory=list)  # about the candidate's manifest
 
     @property
     def chain(self) -> list[Row]:
@@ -436,7 +467,7 @@ class Verdict:
         rows = []
         for s in self.stages.values():
             rows.extend(s.chain)
-            if not s.passed and not s.chain:
+            if not s.passed and not s.chain and not s.isolated:
                 rows.append(Row(s.stage, "*", "missing", passed=False, note=f"{s.status}: {s.reason}"))
         return rows
 
@@ -451,9 +482,13 @@ class Verdict:
     @property
     def first_failure(self) -> str | None:
         """The first stage whose isolated check fails (the culprit: no drift from
-        earlier stages), else the first stage that fails at all."""
+        earlier stages), else the first stage that fails on what the candidate dumped;
+        a stage the candidate never dumped is named only when nothing else fails."""
         for stage in self.stages.values():
             if any(not r.passed for r in stage.isolated):
+                return stage.stage
+        for stage in self.stages.values():
+            if stage.status == "fail":
                 return stage.stage
         for stage in self.stages.values():
             if not stage.passed:
@@ -462,12 +497,19 @@ class Verdict:
 
     @property
     def not_implemented(self) -> list[str]:
+        """Stages the candidate never dumped (declared or not)."""
         return [s.stage for s in self.stages.values() if s.status == "not implemented"]
+
+    @property
+    def declared(self) -> list[str]:
+        """What the candidate's manifest declares not implemented and the candidate did not produce."""
+        return [n for s in self.stages.values() for n in s.not_implemented]
 
     def as_dict(self) -> dict:
         return {"name": self.recording, "pipeline": self.pipeline, "passed": self.passed,
                 "first_failure": self.first_failure,
-                "not_implemented": self.not_implemented, "noise_source": self.noise,
+                "not_implemented": self.not_implemented, "declared_not_implemented": self.declared,
+                "noise_source": self.noise, "coverage": self.coverage, "warnings": self.warnings,
                 "stages": [s.as_dict() for s in self.stages.values()]}
 
 
@@ -500,6 +542,84 @@ def check_pipelines(reference: DumpReader, candidate: DumpReader) -> Description
         raise DumpError(f"{reference.path}: {error.args[0]}") from None
 
 
+def check_candidate(reference: DumpReader, candidate: DumpReader) -> None:
+    """Refuse a candidate made from other audio than the reference, with advice that fits
+    who made it: the port (side ``port``, made by ``verify.py run``) or a foreign port."""
+    want, have = reference.manifest.get("audio_sha256"), candidate.manifest.get("audio_sha256")
+    if want is None or have == want:
+        return
+    if candidate.manifest.get("side") == "port":
+        candidate.check({"audio_sha256": want})  # stale dump of verify.py run: its own advice
+    raise DumpError(
+        f"{candidate.path}: the candidate was made from other audio than the reference "
+        f"(audio_sha256 {str(have)[:12]} != {str(want)[:12]}): dump it from the same file "
+        f"({reference.manifest.get('audio') or reference.manifest.get('uri') or reference.path.name})"
+    )
+
+
+def manifest_warnings(manifest: dict) -> list[str]:
+    """One line when a candidate's manifest says it is pyannote (a reference manifest copied whole)."""
+    said = []
+    if manifest.get("side") == "reference":
+        said.append("calls its side 'reference'")
+    if "pyannote" in str(manifest.get("implementation", "")).lower():
+        said.append(f"calls its implementation {manifest['implementation']!r}")
+    if not said:
+        return []
+    return [f"the candidate's manifest {' and '.join(said)}: copied whole from pyannote's? "
+            "set side and implementation to your port's (README, Porting to another language)"]
+
+
+def _declared(manifest: dict, description: Description) -> tuple[set[str], dict[str, set[str]]]:
+    """The manifest's ``not_implemented``: whole stages, and names per stage."""
+    entries = manifest.get("not_implemented") or []
+    if isinstance(entries, str):
+        entries = [entries]
+    stages, names = set(), {}
+    for entry in entries:
+        stage, _, name = str(entry).partition("/")
+        if not description.has(stage):
+            raise DumpError(f"manifest not_implemented: {entry!r} names no stage of pipeline {description.name}")
+        if name:
+            names.setdefault(stage, set()).add(name)
+        else:
+            stages.add(stage)
+    return stages, names
+
+
+def _inputs_of(reference: DumpReader, description: Description, stage: str) -> list[tuple[str, str]]:
+    """(stage, name) of every dump that feeds `stage`: its own echoed inputs and the
+    description's `inputs` from other stages, as the reference dumped them."""
+    found = [(stage, n) for n in reference.names(stage) if is_input(n)]
+    for entry in description.stage(stage).inputs:
+        source, _, pattern = entry.partition("/")
+        if source == stage:
+            continue
+        matcher = re.compile(re.escape(pattern).replace(re.escape("<k>"), r"\d+") + "$")
+        found += [(source, n) for n in reference.names(source) if matcher.match(n)]
+    return found
+
+
+def _same_bits(a, b) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def fed_by_reference(reference: DumpReader, candidate: DumpReader, description: Description,
+                     stage: str) -> str | None:
+    """Why the candidate's `stage` ran on the reference's inputs (None when it may not
+    have): its manifest says ``"inputs": "reference"``, or every input of the stage the
+    candidate dumped (at least one) equals the reference's bit for bit."""
+    if candidate.manifest.get("inputs") == "reference":
+        return 'the manifest says "inputs": "reference"'
+    dumped = [(s, n) for s, n in _inputs_of(reference, description, stage) if candidate.has(s, n)]
+    if dumped and all(_same_bits(reference.load(s, n), candidate.load(s, n)) for s, n in dumped):
+        return f"its {len(dumped)} dumped input(s) equal the reference's bit for bit"
+    return None
+
+
 def judge(reference_dir: str | Path, candidate_dir: str | Path, runner=None,
           stages: list[str] | None = None) -> Verdict:
     """The verdict on one recording: `candidate_dir`'s dumps against `reference_dir`'s.
@@ -510,10 +630,16 @@ def judge(reference_dir: str | Path, candidate_dir: str | Path, runner=None,
     caller hands it in.
     stages: limit the verdict to these stages (see `parse_stages`); the others are
     "excluded", and stages the candidate lacks are then not failures.
+
+    A candidate whose stage ran on the reference's dumped inputs (`fed_by_reference`)
+    is judged with the isolated bounds (``atol`` and the isolated noise), else with the
+    chain bounds. Its manifest's ``not_implemented`` (stages, or ``stage/name``) are
+    shown, not failed; echoed inputs it did not dump are the reference's own.
     """
     reference, candidate = DumpReader(reference_dir), DumpReader(candidate_dir)
     description = check_pipelines(reference, candidate)
     noise, noise_source = load_noise(reference)
+    declared_stages, declared_names = _declared(candidate.manifest, description)
     verdicts: dict[str, StageVerdict] = {}
     for stage in description.stage_names:
         if stages is not None and stage not in stages:
@@ -525,8 +651,15 @@ def judge(reference_dir: str | Path, candidate_dir: str | Path, runner=None,
             verdicts[stage] = StageVerdict(stage, "not reached", reason) if reason else StageVerdict(
                 stage, "fail", "neither side dumped this stage and the reference's dumps give no reason")
             continue
+        names = declared_names.get(stage, set())
         if not on_cand:
-            verdicts[stage] = StageVerdict(stage, "not implemented", "the candidate dumped nothing for this stage")
+            if stage in declared_stages or (names and set(reference.names(stage)) - names <= {
+                    n for n in reference.names(stage) if is_input(n)}):
+                verdicts[stage] = StageVerdict(stage, "not implemented", "declared in the candidate's manifest",
+                                               declared=True)
+            else:
+                verdicts[stage] = StageVerdict(stage, "not implemented", "the candidate dumped nothing for this "
+                                               "stage (declare it in its manifest's not_implemented if meant)")
             continue
         if not on_ref:
             verdicts[stage] = StageVerdict(
@@ -534,13 +667,26 @@ def judge(reference_dir: str | Path, candidate_dir: str | Path, runner=None,
                 chain=compare_stage(reference, candidate, stage, noise=noise.get(stage, {}).get("chain")))
             continue
         verdict = StageVerdict(stage, "pass")
-        verdict.chain = compare_stage(reference, candidate, stage, chain=True, noise=noise.get(stage, {}).get("chain"))
+        fed = fed_by_reference(reference, candidate, description, stage)
+        if stage in declared_stages:
+            names = set(reference.names(stage))
+        if fed:
+            verdict.bounds, verdict.bounds_reason = "isolated", fed
+            verdict.isolated = compare_stage(reference, candidate, stage, chain=False,
+                                             noise=noise.get(stage, {}).get("isolated"), declared=names)
+        else:
+            verdict.bounds, verdict.bounds_reason = "chain", "run end to end (its inputs are its own)"
+            verdict.chain = compare_stage(reference, candidate, stage, chain=True,
+                                          noise=noise.get(stage, {}).get("chain"), declared=names)
         if runner is not None and stage not in reference.manifest.get("given", ()):
-            verdict.isolated = isolated_rows(reference, stage, runner, noise.get(stage, {}).get("isolated"))
+            verdict.isolated += isolated_rows(reference, stage, runner, noise.get(stage, {}).get("isolated"))
         if any(not r.passed for r in verdict.chain + verdict.isolated):
             verdict.status = "fail"
+        elif any(r.kind == "not implemented" for r in verdict.chain + verdict.isolated):
+            verdict.status = "partial"
         verdicts[stage] = verdict
-    return Verdict(reference.path.name, verdicts, noise_source, description.name)
+    return Verdict(reference.path.name, verdicts, noise_source, description.name, coverage(reference),
+                   manifest_warnings(candidate.manifest))
 
 
 def isolated_rows(reference: DumpReader, stage: str, runner, noise: dict | None = None) -> list[Row]:
@@ -565,3 +711,163 @@ def first_failure(rows: list[Row]) -> str | None:
         if not row.passed:
             return row.stage
     return None
+
+
+# ----------------------------------------------------------------------------- coverage
+def _load(reference: DumpReader, stage: str, name: str):
+    return np.asarray(reference.load(stage, name)) if reference.has(stage, name) else None
+
+
+def _calls_of(reference: DumpReader, stage: str, suffix: str) -> list[str]:
+    names = [n for n in reference.names(stage) if re.fullmatch(rf"call\d+_{suffix}", n)]
+    return sorted(names, key=lambda n: int(n[4:].split("_", 1)[0]))
+
+
+def _reassignment(reference: DumpReader) -> tuple[bool, str] | None:
+    labels = _calls_of(reference, "11-fcluster", "out_labels")
+    size = _load(reference, "11-fcluster", "in_min_cluster_size")
+    if not labels or size is None:
+        return None
+    clusters = np.asarray(reference.load("11-fcluster", labels[-1]))  # the cut the reassignment starts from
+    size = min(int(size), max(1, round(0.1 * len(clusters))))  # AgglomerativeClustering.cluster's own
+    _, counts = np.unique(clusters, return_counts=True)
+    large, small = int(np.sum(counts >= size)), int(np.sum(counts < size))
+    if small == 0:
+        return False, f"no small cluster ({large} cluster(s) of >= {size})"
+    if large < 2:
+        return False, f"trivial: {small} small cluster(s) and {large} large one(s) (no choice to make)"
+    return True, f"{small} small cluster(s) reassigned among {large} large ones"
+
+
+def _constraints(reference: DumpReader) -> tuple[bool, str] | None:
+    given = {}  # the clustering's own arguments (12-assign / 14-centroids); 11's are set_num_clusters' bounds
+    defaults = {"in_num_clusters": None, "in_min_clusters": 1.0, "in_max_clusters": math.inf}
+    for stage in ("12-assign", "14-centroids"):
+        for name, default in defaults.items():
+            value = _load(reference, stage, name)
+            if value is not None and not np.isnan(float(value)) and float(value) != default:
+                given[name[3:]] = float(value)
+    walked = len(_calls_of(reference, "11-fcluster", "out_labels")) > 1
+    if not given and not reference.has("11-fcluster", "in_threshold"):
+        return None
+    if not given:
+        return False, "no num/min/max speakers given"
+    text = ", ".join(f"{k} {v:g}" for k, v in given.items())
+    return True, text + ("; the dendrogram was walked" if walked else "; the threshold's cut met them")
+
+
+def _linkage_ties(reference: DumpReader) -> tuple[bool, str] | None:
+    X, Z = _load(reference, "10-linkage", "in_X"), _load(reference, "10-linkage", "out_Z")
+    if X is None or Z is None:
+        return None
+    from scipy.spatial.distance import pdist
+
+    distances = pdist(X.astype(np.float64))
+    tied = int(distances.size - np.unique(distances).size)
+    heights = int(len(Z) - np.unique(Z[:, 2]).size)
+    if tied or heights:
+        return True, f"{tied} exactly equal initial distances, {heights} repeated merge heights"
+    return False, "no two distances or merge heights exactly equal"
+
+
+def _height_at_threshold(reference: DumpReader) -> tuple[bool, str] | None:
+    Z, t = _load(reference, "10-linkage", "out_Z"), _load(reference, "11-fcluster", "in_threshold")
+    if Z is None or t is None:
+        return None
+    equal = int(np.sum(Z[:, 2] == float(t)))
+    return (True, f"{equal} merge height(s) exactly {float(t)!r}") if equal else (False, "no merge height equals the threshold")
+
+
+def _hard_clusters(reference: DumpReader):
+    for stage in reference.stages():
+        if stage.endswith("-reconstruct"):
+            return _load(reference, stage, "call0_in_hard_clusters"), stage
+    return None, None
+
+
+def _shared_cluster(reference: DumpReader) -> tuple[bool, str] | None:
+    hard, _ = _hard_clusters(reference)
+    if hard is None:
+        return None
+    shared = sum(1 for row in hard if len([k for k in row if k >= 0]) != len({k for k in row if k >= 0}))
+    return (True, f"{shared} chunk(s) with two local speakers in one cluster") if shared else (
+        False, "no chunk has two local speakers in one cluster")
+
+
+def _ranking_ties(reference: DumpReader) -> tuple[bool, str] | None:
+    """Frames where the count-th and the next cluster's overlap-added activations are
+    exactly equal (to_diarization's argsort decides), as Inference.aggregate adds them
+    (skip_average, no hamming, chunk start rounded to the nearest output frame)."""
+    hard, stage = _hard_clusters(reference)
+    seg = _load(reference, "04-multilabel", "out_multilabel")
+    count = _load(reference, "05-count", "out_count")
+    frames = _load(reference, "05-count", "out_frames")
+    if hard is None or seg is None or count is None or frames is None:
+        return None
+    parameters = reference.manifest.get("parameters") or {}
+    chunk_step = float(parameters.get("segmentation_step", 0.1)) * float(parameters.get("duration", 10.0))
+    num_clusters = int(np.max(hard)) + 1
+    if num_clusters < 2:
+        return False, "one cluster: nothing to rank"
+    num_chunks, num_frames, _ = seg.shape
+    starts = [int(np.rint((c * chunk_step - frames[0]) / frames[2])) for c in range(num_chunks)]
+    total = max(starts[-1] + num_frames, len(count))
+    activations = np.zeros((total, num_clusters))
+    for c, (clusters, s) in enumerate(zip(hard, seg)):
+        for k in set(int(k) for k in clusters if k >= 0):
+            activations[starts[c]:starts[c] + num_frames, k] += np.max(s[:, clusters == k], axis=1)
+    activations = -np.sort(-activations[: len(count)], axis=1)
+    k = count[:, 0].astype(np.int64)
+    rows = np.flatnonzero((k > 0) & (k < num_clusters))
+    tied = int(np.sum(activations[rows, k[rows] - 1] == activations[rows, k[rows]]))
+    return (True, f"{tied} frame(s) where the count-th and next clusters tie") if tied else (
+        False, "no frame where the ranking at the count ties")
+
+
+def _padded_chunk(reference: DumpReader) -> tuple[bool, str] | None:
+    wave, chunks = _load(reference, "01-audio", "out_waveform"), _load(reference, "02-chunks", "out_chunks")
+    if wave is None or chunks is None:
+        return None
+    window = chunks.shape[-1]
+    step = int(round(float((reference.manifest.get("parameters") or {}).get("segmentation_step", 0.1)) * window))
+    samples = wave.shape[-1]
+    covered = (len(chunks) - 1) * step + window
+    return (True, f"last chunk has {covered - samples} zero samples") if covered > samples else (
+        False, "every chunk lies inside the audio")
+
+
+def _linkage_skipped(reference: DumpReader) -> tuple[bool, str] | None:
+    stages = reference.stages()
+    later = [s for s in stages if s[:2].isdigit() and int(s[:2]) >= 12]
+    if not later:
+        return None
+    if "10-linkage" in stages:
+        return False, "linkage ran"
+    return True, unreached_reason(reference, "10-linkage") or "no 10-linkage dump"
+
+
+# each branch of pyannote's code a recording may exercise, computed from the reference's dumps
+BRANCHES = {
+    "small_cluster_reassignment": ("small clusters reassigned to large ones (non-trivially)", _reassignment),
+    "speaker_constraints": ("num/min/max speakers given", _constraints),
+    "linkage_ties": ("exact ties in linkage", _linkage_ties),
+    "height_at_threshold": ("a merge height equal to the threshold", _height_at_threshold),
+    "shared_cluster": ("two local speakers in one cluster", _shared_cluster),
+    "ranking_ties": ("exact ties in the reconstruction's ranking", _ranking_ties),
+    "padded_last_chunk": ("a zero-padded last chunk", _padded_chunk),
+    "linkage_skipped": ("linkage skipped", _linkage_skipped),
+}
+
+
+def coverage(reference: DumpReader) -> dict:
+    """Which branches of pyannote's code this recording exercised: {key: {exercised, what, detail}}
+    (a branch whose dumps are absent is left out)."""
+    out = {}
+    for key, (what, rule) in BRANCHES.items():
+        try:
+            found = rule(reference)
+        except (DumpError, ValueError, IndexError, TypeError):
+            found = None
+        if found is not None:
+            out[key] = {"exercised": bool(found[0]), "what": what, "detail": found[1]}
+    return out

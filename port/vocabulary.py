@@ -167,7 +167,7 @@ def _annotation(number: str, reconstruct: str) -> Stage:
         Name("out_diarization.rttm", (), "RTTM text"),
         Name("out_exclusive.rttm", (), "RTTM text"),
     ), inputs=(f"{reconstruct}/call<k>_out_discrete", f"{reconstruct}/out_frames",
-               f"{number}-annotation/in_min_duration_off"))
+               f"{number}-annotation/in_min_duration_off"), unreached=_AFTER_COUNT)
 
 
 # --------------------------------------------------------------------------- 3.1
@@ -192,7 +192,9 @@ PIPELINE_31 = Description("3.1", "speaker-diarization-3.1 (AgglomerativeClusteri
         Name("out_soft_clusters", ("chunk", "speaker", "cluster"), "(C, S, K) f64"),
         Name("out_centroids", ("cluster", "dim"), "(K, D)"),
     ), inputs=("08-embeddings/out_embeddings", "09-filter/out_chunk_idx", "09-filter/out_speaker_idx",
-               "11-fcluster/out_clusters") + tuple(f"12-assign/{n}" for n in _CLUSTERS_IN), unreached=_AFTER_COUNT),
+               "11-fcluster/out_clusters") + tuple(f"12-assign/{n}" for n in _CLUSTERS_IN)
+        + ("04-multilabel/out_multilabel",),  # only when clustering was skipped (no 11-fcluster/out_clusters)
+        unreached=_AFTER_COUNT),
     _reconstruct("13"),
     _annotation("14", "13-reconstruct"),
 ))

@@ -309,7 +309,7 @@ def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False)
     names = ["segmentation", "embedding", "embedding-trunk", "embedding-head"]
     paths = {name: folder / f"{name}.onnx" for name in names}
     if not force and all(p.is_file() for p in paths.values()):
-        return {**paths, "fbank": fbank_graph.ensure(folder, embedding)}  # fbank.onnx: an older export lacks it
+        return {**paths, "fbank": ensure_fbank(folder, embedding)}  # fbank.onnx: an older export lacks it
     partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -317,9 +317,41 @@ def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False)
         meta = segmentation_metadata(segmentation)
         export_segmentation(segmentation, partial / "segmentation.onnx")
         export_embedding(embedding, partial, meta["num_samples"], meta["num_frames"], meta["num_speakers"])
-        fbank_graph.export_fbank(embedding, partial / "fbank.onnx")
+        export_fbank(embedding, partial / "fbank.onnx")
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return {**paths, "fbank": folder / "fbank.onnx"}
+
+
+def export_fbank(embedding, path: str | Path, precision: str = "float64") -> Path:
+    """``fbank.onnx`` for a pyannote WeSpeaker model, checked against its own
+    ``compute_fbank`` on the export check chunks (refused beyond stage 06's atol)."""
+    import onnxruntime
+
+    from harness.compare import tolerances
+    from port import fbank as kaldi
+
+    hparams = {k: embedding.hparams[k] for k in kaldi.WESPEAKER_HPARAMS}
+    meta = {"exporter": EXPORTER_VERSION, "source_sha256": models.checksum(embedding)}
+    path = fbank_graph.save(path, hparams, precision, meta)
+    chunks = _check_chunks(int(embedding.hparams.sample_rate) * 10, int(embedding.hparams.sample_rate))
+    with torch.inference_mode():
+        expected = embedding.compute_fbank(torch.from_numpy(chunks)).clone().numpy()
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    got = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(
+        None, {"waveforms": chunks})[0]
+    bound = float(tolerances()["06-fbank"].get("atol", 3e-3))
+    difference = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
+    if not difference <= bound:
+        path.unlink(missing_ok=True)
+        raise ExportError(f"fbank graph: ONNX Runtime differs from pyannote by {difference:.3g} > {bound:g}; export refused")
+    return path
+
+
+def ensure_fbank(folder: str | Path, embedding) -> Path:
+    """``folder/fbank.onnx``, written when an earlier export lacks it."""
+    path = Path(folder) / "fbank.onnx"
+    return path if path.is_file() else export_fbank(embedding, path)

@@ -205,38 +205,3 @@ def save(path: str | Path, hparams: dict | None = None, precision: str = "float6
     onnx.save(build(hparams, precision, meta), str(tmp))
     tmp.replace(path)
     return path
-
-
-def export_fbank(embedding, path: str | Path, precision: str = "float64") -> Path:
-    """``fbank.onnx`` for a pyannote WeSpeaker model, checked against its own
-    ``compute_fbank`` on the export check chunks (refused beyond stage 06's atol)."""
-    import onnxruntime
-    import torch
-
-    from harness.compare import tolerances
-
-    from . import export as exporter
-    from . import models
-
-    hparams = {k: embedding.hparams[k] for k in kaldi.WESPEAKER_HPARAMS}
-    meta = {"exporter": exporter.EXPORTER_VERSION, "source_sha256": models.checksum(embedding)}
-    path = save(path, hparams, precision, meta)
-    chunks = exporter._check_chunks(int(embedding.hparams.sample_rate) * 10, int(embedding.hparams.sample_rate))
-    with torch.inference_mode():
-        expected = embedding.compute_fbank(torch.from_numpy(chunks)).clone().numpy()
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    got = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(
-        None, {"waveforms": chunks})[0]
-    bound = float(tolerances()["06-fbank"].get("atol", 3e-3))
-    difference = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else math.inf
-    if not difference <= bound:
-        path.unlink(missing_ok=True)
-        raise exporter.ExportError(f"fbank graph: ONNX Runtime differs from pyannote by {difference:.3g} > {bound:g}; export refused")
-    return path
-
-
-def ensure(folder: str | Path, embedding) -> Path:
-    """``folder/fbank.onnx``, written when an earlier export lacks it."""
-    path = Path(folder) / "fbank.onnx"
-    return path if path.is_file() else export_fbank(embedding, path)

@@ -89,13 +89,13 @@ def test_no_effect_is_neither_caught_nor_missed():
 @pytest.fixture(scope="module")
 def stereo_bench(dumps, onnx_folder, torch_models, tmp_path_factory):
     """ami_stereo_5s (one zero-padded chunk): where wav_norm1d's accumulation shows."""
-    from port.pipeline import Pipeline
+    from port.pipeline import Parameters, Pipeline
 
     from benchmarks.mutations import RECORDINGS as BENCH_RECORDINGS
 
     path = BENCH_RECORDINGS["ami_stereo_5s"]
     made = dumps(path)
-    pipeline = Pipeline.from_folder(onnx_folder, device="cpu")
+    pipeline = Pipeline.from_folder(onnx_folder, device="cpu", parameters=Parameters(pipeline="3.1"))
     with memoised(pipeline):
         # the drift is judged against pyannote's noise (measured on its one chunk: seconds)
         bench = Bench(tmp_path_factory.mktemp("mutations-stereo"), pipeline, torch_models=torch_models)
@@ -111,3 +111,22 @@ def test_float32_instance_norms_caught_at_segmentation(stereo_bench):
     row = stereo_bench.run(BY_NAME["instance_norms_float32"], recordings=("ami_stereo_5s",))
     assert row["status"] == "caught", f"{row['status']} ({row['recordings']})"
     assert row["first_failure"] == "03-segmentation"
+
+
+CRAFTED = [m.name for m in CATALOGUE if m.crafted is not None]
+
+
+@pytest.mark.parametrize("name", CRAFTED)
+def test_crafted_inputs_exercise_the_branch(dumps, port_pipeline, tmp_path, name):
+    """Each branch no bundled recording reaches, on a crafted copy of the reference dump:
+    the mutated stage, run alone, fails there (and the unmutated one is the expectation)."""
+    from benchmarks.mutations import crafted_run
+
+    row = crafted_run(BY_NAME[name], port_pipeline, dumps(RECORDING)["reference"], tmp_path)
+    assert row["effect"] and row["caught"] and row["first_failure"] == BY_NAME[name].stage, row
+
+
+def test_at_most_one_mutation_without_inputs_that_exercise_it():
+    inert = [m.name for m in CATALOGUE if m.inert and m.crafted is None]
+    assert len(inert) <= 1, inert
+    assert "reassign_raw_mean" in BY_NAME and BY_NAME["reassign_raw_mean"].stage == "11-fcluster"

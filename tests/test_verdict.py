@@ -63,7 +63,7 @@ def test_candidate_only_name_and_stage_fail(tmp_path):
                                     "06-fbank": {"out_fbank": np.zeros((1, 998, 80), np.float32)}})
     verdict = judge(ref, cand)
     assert not verdict.passed
-    assert [r.kind for r in verdict.stages["02-chunks"].chain if not r.passed] == ["extra"]
+    assert [r.kind for r in verdict.stages["02-chunks"].failing] == ["extra"]  # judged isolated: its inputs are the reference's
     assert verdict.stages["06-fbank"].status == "fail"
     assert "never reached" in verdict.stages["06-fbank"].reason
     assert verdict.first_failure == "02-chunks"
@@ -96,7 +96,9 @@ def test_missing_stage_is_not_implemented_and_stages_limit_the_verdict(tmp_path)
     verdict = judge(ref, cand)
     assert verdict.stages["03-segmentation"].status == "not implemented"
     assert verdict.stages["02-chunks"].status == "pass"
-    assert not verdict.passed and verdict.first_failure == "03-segmentation"
+    assert not verdict.passed and not verdict.stages["03-segmentation"].passed  # undeclared: a failure
+    # named first only when nothing the candidate dumped fails (not implemented stages are skipped first)
+    assert judge(ref, cand, stages=parse_stages("01-05")).first_failure == "03-segmentation"
     assert judge(ref, cand, stages=parse_stages("01-02,04-05")).passed
 
 
