@@ -819,8 +819,9 @@ class Bench:
                                      "error": f"{type(error).__name__}: {error}", "rttm_changed": None}
                         continue
                 changed = not same_dumps(baseline_dir, candidate) or verdict.rows != baseline.rows
-                rttm_changed = (DumpReader(candidate).load("14-annotation", "out_diarization.rttm")
-                                != DumpReader(reference).load("14-annotation", "out_diarization.rttm"))
+                annotation = self.pipeline.description.named("annotation")
+                rttm_changed = (DumpReader(candidate).load(annotation, "out_diarization.rttm")
+                                != DumpReader(reference).load(annotation, "out_diarization.rttm"))
             failing = [r for r in verdict.rows if not r["passed"]]
             per[name] = {"effect": changed, "caught": not verdict.passed, "first_failure": verdict.first_failure,
                          "rttm_changed": rttm_changed, "noise": verdict.noise,
@@ -886,11 +887,356 @@ def score(rows: list[dict]) -> dict:
     }
 
 
+# ----------------------------------------------------------------------------- community-1
+# The community-1 matrix judges the clustering half (09-17) on pyannote's own
+# intermediates captured with the real models (tests/data/community1/<clip>/): both
+# sides start from the capture's segmentations and raw embeddings (`verify.py run
+# --embeddings`), so no ONNX model runs and each mutated run takes about a second.
+from port import plda as plda_module  # noqa: E402
+from port import vbx  # noqa: E402
+from port.dumps import encode_window  # noqa: E402
+
+C1_DATA = DATA / "community1"
+
+
+@dataclass(frozen=True)
+class Given:
+    """A community-1 recording: a capture folder (segmentations.npz, raw_embeddings.npz,
+    reconstruction.npz) and the speaker constraints it is diarized with."""
+
+    folder: Path
+    speakers: tuple[tuple[str, int], ...] = ()
+    plda: str = ""  # a constructed variant of the real PLDA (`PLDA_VARIANTS`); "" = the real one
+
+    def __str__(self) -> str:
+        return (str(self.folder.relative_to(REPO)) + "".join(f" --{k.replace('_', '-')} {v}" for k, v in self.speakers)
+                + (f" --plda <{self.plda}>" if self.plda else ""))
+
+
+def _plda_psi_ascending(folder: Path) -> None:
+    """The real PLDA stored with its dimensions in ascending order of psi (plda.npz's rows of
+    tr and entries of psi reversed). The model is the same: W and B, hence pyannote's
+    eigen-decomposition, phi and features, do not depend on the order of tr's rows."""
+    from port.pipeline import PLDA_DIR
+
+    shutil.copyfile(PLDA_DIR / "xvec_transform.npz", folder / "xvec_transform.npz")
+    with np.load(PLDA_DIR / "plda.npz") as npz:
+        np.savez(folder / "plda.npz", mu=npz["mu"], tr=npz["tr"][::-1], psi=npz["psi"][::-1])
+
+
+PLDA_VARIANTS = {"psi-ascending": _plda_psi_ascending}
+
+
+C1_RECORDINGS = {
+    "01_dialogue": Given(C1_DATA / "01_dialogue"),
+    "02_pyannote_sample": Given(C1_DATA / "02_pyannote_sample"),
+    "03_dual_speaker": Given(C1_DATA / "03_dual_speaker"),
+    # VBx keeps 2 speakers on 01 and 02, 1 on 03: these constraints make pyannote re-cluster with K-Means
+    "01_dialogue-num3": Given(C1_DATA / "01_dialogue", (("num_speakers", 3),)),
+    "02_pyannote_sample-num3": Given(C1_DATA / "02_pyannote_sample", (("num_speakers", 3),)),
+    "03_dual_speaker-min2": Given(C1_DATA / "03_dual_speaker", (("min_speakers", 2),)),
+    # the real PLDA's plda.npz already holds psi in descending order, equal to the generalised
+    # eigenvalues within 1.6e-15 relative: a PLDA stored in another order tells the two apart
+    "01_dialogue-plda-ascending": Given(C1_DATA / "01_dialogue", plda="psi-ascending"),
+    "02_pyannote_sample-plda-ascending": Given(C1_DATA / "02_pyannote_sample", plda="psi-ascending"),
+    "03_dual_speaker-plda-ascending": Given(C1_DATA / "03_dual_speaker", plda="psi-ascending"),
+}
+_C1_PLAIN = ("01_dialogue", "02_pyannote_sample", "03_dual_speaker")
+_C1_KMEANS = ("01_dialogue-num3", "02_pyannote_sample-num3", "03_dual_speaker-min2")
+_C1_PLDA_ASCENDING = tuple(f"{name}-plda-ascending" for name in _C1_PLAIN)
+
+
+def _xvec_tf_unscaled(self):
+    """xvec_tf without its two sqrt(D) scalings (only the L2 normalisations)."""
+    lda, mean1, mean2 = self._lda, self._mean1, self._mean2
+    return lambda x: plda_module.l2_norm(lda.T.dot(plda_module.l2_norm(x - mean1).T).T - mean2)
+
+
+def _xvec_tf_lda_first(self):
+    """xvec_tf projecting with the LDA before centring: mean1 subtracted after the projection."""
+    lda, mean1, mean2 = self._lda, self._mean1, self._mean2
+    D, L = lda.shape
+    return lambda x: np.sqrt(L) * plda_module.l2_norm(
+        lda.T.dot(np.sqrt(D) * plda_module.l2_norm(x).T).T - mean1.dot(lda) - mean2)
+
+
+def _plda_instance(make):
+    """Bind `make(plda)` as the pipeline's PLDA's xvec_tf."""
+    return lambda p: attribute(p.plda, "xvec_tf", make(p.plda))
+
+
+@contextlib.contextmanager
+def _eigen_ascending(p):
+    """eigh's eigenvalues (and eigenvectors) kept in ascending order: the [::-1] forgotten."""
+    with attribute(p.plda, "_plda_psi", p.plda._plda_psi[::-1].copy()), \
+            attribute(p.plda, "_plda_tr", p.plda._plda_tr[::-1].copy()):
+        yield
+
+
+def _phi_from_raw_psi(p):
+    """phi = plda.npz's psi (the PLDA's own diagonal), not the generalised eigenvalues of (B, W)."""
+    raw = plda_module.load_npz(p.plda.plda_npz, ("psi",))["psi"]
+    return attribute(p.plda, "_plda_psi", raw.astype(np.float64))
+
+
+_cluster_vbx = vbx.cluster_vbx
+
+
+def _cluster_vbx_with(**overrides):
+    def mutated(ahc_init, fea, Phi, Fa, Fb, maxIters=20, init_smoothing=7.0, trace=None):
+        kwargs = {"Fa": Fa, "Fb": Fb, "maxIters": maxIters, "init_smoothing": init_smoothing, **overrides}
+        return _cluster_vbx(ahc_init, fea, Phi, trace=trace, **kwargs)
+
+    return lambda p: replaced(_cluster_vbx, mutated)
+
+
+def _cluster_vbx_fa_fb_swapped(ahc_init, fea, Phi, Fa, Fb, maxIters=20, init_smoothing=7.0, trace=None):
+    """Fa and Fb swapped."""
+    return _cluster_vbx(ahc_init, fea, Phi, Fa=Fb, Fb=Fa, maxIters=maxIters, init_smoothing=init_smoothing, trace=trace)
+
+
+def _cluster_vbx_float32(ahc_init, fea, Phi, Fa, Fb, maxIters=20, init_smoothing=7.0, trace=None):
+    """VBx in float32: features and Phi cast down (as a port keeping its tensors float32)."""
+    return _cluster_vbx(ahc_init, np.asarray(fea, dtype=np.float32), np.asarray(Phi, dtype=np.float32),
+                        Fa=np.float32(Fa), Fb=np.float32(Fb), maxIters=maxIters, init_smoothing=init_smoothing,
+                        trace=trace)
+
+
+_VBx = vbx.VBx
+
+
+def _vbx_abs_stop(X, Phi, Fa=1.0, Fb=1.0, pi=10, gamma=None, maxIters=10, epsilon=1e-4, alphaQInit=1.0, ref=None,
+                  plot=False, return_model=False, alpha=None, invL=None, trace=None):
+    """`port.vbx.VBx` stopping when |ELBO - previous| < epsilon (pyannote stops as soon as the
+    ELBO gains less than epsilon, a decrease included)."""
+    from scipy.special import logsumexp
+
+    D = X.shape[1]
+    if type(pi) is int:
+        pi = np.ones(pi) / pi
+    G = -0.5 * (np.sum(X**2, axis=1, keepdims=True) + D * np.log(2 * np.pi))
+    V = np.sqrt(Phi)
+    rho = X * V
+    Li = []
+    for ii in range(maxIters):
+        if ii > 0 or alpha is None or invL is None:
+            invL = 1.0 / (1 + Fa / Fb * gamma.sum(axis=0, keepdims=True).T * Phi)
+            alpha = Fa / Fb * invL * gamma.T.dot(rho)
+        log_p_ = Fa * (rho.dot(alpha.T) - 0.5 * (invL + alpha**2).dot(Phi) + G)
+        lpi = np.log(pi + 1e-8)
+        log_p_x = logsumexp(log_p_ + lpi, axis=-1)
+        log_pX_ = np.sum(log_p_x, axis=0)
+        gamma = np.exp(log_p_ + lpi - log_p_x[:, None])
+        pi = np.sum(gamma, axis=0)
+        pi = pi / pi.sum()
+        ELBO = log_pX_ + Fb * 0.5 * np.sum(np.log(invL) - invL - alpha**2 + 1)
+        Li.append([ELBO])
+        if trace is not None:
+            trace(vbx.STAGE, f"iter{ii}_out_gamma", gamma)
+            trace(vbx.STAGE, f"iter{ii}_out_pi", pi)
+            trace(vbx.STAGE, f"iter{ii}_out_elbo", np.float64(ELBO))
+        if ii > 0 and abs(ELBO - Li[-2][0]) < epsilon:
+            break
+    return (gamma, pi, Li) + ((alpha, invL) if return_model else ())
+
+
+_vbx_centroids = clustering.vbx_centroids
+
+
+def _centroids_unpruned(q, sp, train_embeddings, train_embeddings_normed, *args, **kwargs):
+    """Every VBx speaker kept (all columns of gamma): the sp > 1e-7 pruning forgotten."""
+    return _vbx_centroids(q, np.ones_like(sp), train_embeddings, train_embeddings_normed, *args, **kwargs)
+
+
+def _centroids_normalised(q, sp, train_embeddings, train_embeddings_normed, *args, **kwargs):
+    """Centroids averaged from the L2-normalised embeddings instead of the raw ones."""
+    return _vbx_centroids(q, sp, np.array(train_embeddings_normed), train_embeddings_normed, *args, **kwargs)
+
+
+def _kmeans_seed(seed: int):
+    """sklearn's KMeans with random_state=`seed` where pyannote fixes 42."""
+    import sklearn.cluster
+
+    original = sklearn.cluster.KMeans
+
+    def seeded(*args, **kwargs):
+        return original(*args, **{**kwargs, "random_state": seed})
+
+    return lambda p: attribute(sklearn.cluster, "KMeans", seeded)
+
+
+_vbx_assign = clustering.vbx_assign
+
+
+def _assign_euclidean(embeddings, centroids, segmentations, constrained=True, metric="cosine", trace=None):
+    """Soft clusters as 2 - euclidean distance instead of 2 - cosine distance."""
+    return _vbx_assign(embeddings, centroids, segmentations, constrained, "euclidean", trace)
+
+
+def _argmax_not_hungarian(soft_clusters):
+    """Each local speaker its best cluster (argmax): two speakers of a chunk may share one."""
+    return np.argmax(np.nan_to_num(soft_clusters, nan=np.nanmin(soft_clusters)), axis=2).astype(np.int8)
+
+
+def _exclusive_uncapped(p):
+    """The exclusive diarization reconstructed from the count capped at max_speakers only,
+    not at 1 (the second reconstruct call gets the first call's count)."""
+    def mutated(self, binarized, hard_clusters, count, count_frames, max_speakers, hook=None):
+        stage = self.description.named("reconstruct")
+        count = np.minimum(count, max_speakers).astype(np.int8)
+        hard_clusters[np.sum(binarized, axis=1) == 0] = -2
+        discrete, frames = reconstruct.reconstruct(binarized, self.chunks, hard_clusters, count, count_frames)
+        exclusive, _ = reconstruct.reconstruct(binarized, self.chunks, hard_clusters, count, count_frames)
+        if hook:
+            for k, (c, d) in enumerate(((count, discrete), (count, exclusive))):
+                hook(stage, f"call{k}_in_hard_clusters", hard_clusters)
+                hook(stage, f"call{k}_in_count", c)
+                hook(stage, f"call{k}_out_discrete", d)
+            hook(stage, "out_frames", encode_window(frames))
+        return discrete, exclusive, frames
+
+    import types
+
+    return attribute(p, "reconstruct", types.MethodType(mutated, p))
+
+
+C1_CATALOGUE: tuple[Mutation, ...] = (
+    Mutation("ahc_threshold_31", "11-fcluster", "AHC cut at 3.1's threshold (0.7046) instead of community-1's 0.6",
+             _param("threshold", 0.7045654963945799), _C1_PLAIN),
+    Mutation("plda_no_sqrt_scaling", "12-plda", "xvec_tf without the sqrt(D) and sqrt(L) scalings of its L2 normalisations",
+             _plda_instance(_xvec_tf_unscaled), _C1_PLAIN),
+    Mutation("plda_lda_before_centring", "12-plda", "LDA applied before centring (mean1 subtracted after the projection)",
+             _plda_instance(_xvec_tf_lda_first), _C1_PLAIN),
+    Mutation("plda_eigen_ascending", "12-plda", "eigh's eigenvalues left ascending: phi and the feature columns reversed",
+             _eigen_ascending, _C1_PLAIN),
+    Mutation("plda_phi_from_raw_psi", "12-plda", "phi taken from plda.npz's psi, before the eigen-decomposition",
+             _phi_from_raw_psi, _C1_PLDA_ASCENDING),
+    Mutation("vbx_init_smoothing_1", "13-vbx", "AHC one-hot smoothed with softmax(1 x onehot) instead of 7",
+             _cluster_vbx_with(init_smoothing=1.0), _C1_PLAIN),
+    Mutation("vbx_fa_fb_swapped", "13-vbx", "Fa and Fb swapped (Fa 0.8, Fb 0.07)",
+             _swap(_cluster_vbx, _cluster_vbx_fa_fb_swapped), _C1_PLAIN),
+    Mutation("vbx_abs_elbo_stop", "13-vbx", "VBx stops when |ELBO gain| < epsilon, so it goes on after a decrease",
+             _swap(_VBx, _vbx_abs_stop), _C1_PLAIN,
+             inert="VBx's ELBO never decreases on these captures (nor on 900 chunk ranges of them tried): "
+                   "both stop tests end at the same iteration"),
+    Mutation("vbx_float32", "13-vbx", "VBx run in float32 (features, Phi, Fa, Fb)",
+             _swap(_cluster_vbx, _cluster_vbx_float32), _C1_PLAIN),
+    Mutation("centroids_unpruned", "14-centroids", "every VBx speaker kept: the pi > 1e-7 pruning forgotten",
+             _swap(_vbx_centroids, _centroids_unpruned), _C1_PLAIN),
+    Mutation("centroids_normalised", "14-centroids", "centroids averaged from the L2-normalised embeddings",
+             _swap(_vbx_centroids, _centroids_normalised), _C1_PLAIN),
+    Mutation("kmeans_seed_0", "14-centroids", "K-Means seeded with random_state=0 instead of pyannote's 42",
+             _kmeans_seed(0), _C1_KMEANS),
+    Mutation("assign_euclidean", "15-assign", "soft clusters from the euclidean distance instead of the cosine",
+             _swap(_vbx_assign, _assign_euclidean), _C1_PLAIN),
+    Mutation("assign_argmax", "15-assign", "argmax where community-1 takes the Hungarian (constrained_argmax)",
+             _swap(clustering.constrained_argmax, _argmax_not_hungarian), _C1_PLAIN),
+    Mutation("exclusive_uncapped_count", "16-reconstruct", "exclusive diarization reconstructed from the count not capped at 1",
+             _exclusive_uncapped, _C1_PLAIN),
+)
+
+CATALOGUES = {"3.1": CATALOGUE, "community-1": C1_CATALOGUE}
+
+
+class GivenBench(Bench):
+    """The community-1 bench: each recording a capture (`Given`), both sides started at 09
+    from its segmentations and raw embeddings (`reference.run.run_embeddings`,
+    `Pipeline.from_embeddings`), judged as `verify.py run --embeddings` judges."""
+
+    def __init__(self, root: Path, pipeline, reference_pipeline=None, manifest: dict | None = None,
+                 recordings: dict[str, Given] | None = None):
+        super().__init__(root, pipeline, reference_pipeline, manifest)
+        self.given: dict[str, Given] = dict(recordings or C1_RECORDINGS)
+        self.paths = {name: g.folder for name, g in self.given.items()}
+        self._loaded: dict[Path, dict] = {}
+        self._pldas: dict[str, tuple] = {}
+
+    def _plda_variant(self, variant: str) -> tuple:
+        """(the port's PLDA, pyannote's PLDA) of a constructed variant, written under root."""
+        if variant not in self._pldas:
+            from port.pipeline import load_plda
+            from reference.run import community1_plda
+
+            folder = self.root / "plda" / variant
+            folder.mkdir(parents=True, exist_ok=True)
+            PLDA_VARIANTS[variant](folder)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._pldas[variant] = (load_plda(folder), community1_plda(folder))
+        return self._pldas[variant]
+
+    @contextlib.contextmanager
+    def _with_plda(self, name: str):
+        """Both sides on the recording's PLDA (the real one unless it names a variant)."""
+        variant = self.given[name].plda
+        if not variant:
+            yield
+            return
+        port_plda, reference_plda = self._plda_variant(variant)
+        with attribute(self.pipeline, "plda", port_plda), \
+                attribute(self.reference_pipeline.clustering, "plda", reference_plda):
+            yield
+
+    def baseline(self, name: str):
+        with self._with_plda(name):
+            return super().baseline(name)
+
+    def run(self, mutation: Mutation, recordings: tuple[str, ...] | None = None) -> dict:
+        per: dict[str, dict] = {}
+        for name in recordings or mutation.recordings:
+            with self._with_plda(name):
+                per.update(super().run(mutation, (name,))["recordings"])
+        return summarise(mutation, per)
+
+    def _inputs(self, name: str) -> tuple[dict, dict]:
+        from port import inputs
+
+        given = self.given[name]
+        if given.folder not in self._loaded:
+            self._loaded[given.folder] = inputs.load_given(given.folder)
+        return self._loaded[given.folder], dict(given.speakers)
+
+    def _manifest(self, name: str) -> dict:
+        from port import inputs
+
+        folder = self.given[name].folder
+        return {**self.manifest, "uri": name, "audio_sha256": inputs.given_sha256(folder),
+                "given": ["04-multilabel", "08-embeddings"], "embeddings": str(folder),
+                "speakers": dict(self.given[name].speakers)}
+
+    def reference(self, name: str) -> Path:
+        if name not in self.references:
+            from port.dumps import DumpWriter
+            from reference import run as reference_run
+
+            given, speakers = self._inputs(name)
+            with warnings.catch_warnings(), DumpWriter(self.root, "reference", name) as writer:
+                warnings.simplefilter("ignore")
+                reference_run.run_embeddings(name, given["segmentations"], given["embeddings"], self.reference_pipeline,
+                                             given["chunks"], given["frames"], **speakers, hook=writer)
+                writer.commit(self._manifest(name))
+            self.references[name] = self.root / "reference" / name
+        return self.references[name]
+
+    def _port(self, name: str, root: Path, side: str) -> Path:
+        from port.dumps import DumpWriter
+
+        given, speakers = self._inputs(name)
+        window = lambda w: SlidingWindow(*w) if w else None  # noqa: E731
+        with warnings.catch_warnings(), DumpWriter(root, side, name) as writer:
+            warnings.simplefilter("ignore")
+            self.pipeline.from_embeddings(name, np.array(given["segmentations"]), np.array(given["embeddings"]),
+                                          **speakers, chunks=window(given["chunks"]), frames=window(given["frames"]),
+                                          hook=writer)
+            writer.commit(self._manifest(name))
+        return root / side / name
+
+
 # ----------------------------------------------------------------------------- main
-def _table(rows: list[dict], total: dict):
+def _table(rows: list[dict], total: dict, title: str = "mutation matrix (fixture models)"):
     from rich.table import Table
 
-    table = Table(title="mutation matrix (fixture models)", title_justify="left")
+    table = Table(title=title, title_justify="left")
     for column in ("mutation", "expected stage", "first failing stage", "result", "RTTM changed", "recordings"):
         table.add_column(column)
     for r in rows:
@@ -932,6 +1278,34 @@ def markdown(rows: list[dict], total: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+MODELS = {"3.1": "fixture",
+          "community-1": "real-model captures of pyannote's own community-1 intermediates (tests/data/community1), real PLDA"}
+
+
+def make_bench(pipeline_name: str, dumps: Path, recordings: dict | None = None):
+    """(bench, its recordings): 3.1 on the fixture models through the whole pipeline;
+    community-1 on the captures from stage 09 (no model runs; the fixture models only
+    build both pipelines)."""
+    from port.pipeline import Parameters, Pipeline
+    from reference import export, models
+    from reference.run import build_pipeline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seg, emb = models.fixture_segmentation(), models.fixture_embedding()
+        folder = export.export(seg, emb)["segmentation"].parent
+        parameters = Parameters(pipeline=pipeline_name)
+        manifest = {"segmentation_sha256": models.checksum(seg), "embedding_sha256": models.checksum(emb),
+                    "models": "fixture", "parameters": parameters.as_dict(), "pipeline": pipeline_name}
+        port = Pipeline.from_folder(folder, device="cpu", parameters=parameters)
+        reference = build_pipeline(seg, emb, parameters)
+    if pipeline_name == "community-1":
+        recordings = dict(recordings or C1_RECORDINGS)
+        manifest["models"] = MODELS["community-1"]
+        return GivenBench(dumps / pipeline_name, port, reference, manifest, recordings), recordings
+    return Bench(dumps / pipeline_name, port, reference, manifest, (seg, emb)), dict(recordings or RECORDINGS)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="comma-separated mutation names")
@@ -939,13 +1313,14 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown", help="write the matrix as a markdown table")
     parser.add_argument("--dumps", default=str(REPO / "dumps" / "mutations"), help="where reference dumps are kept")
     parser.add_argument("--list", action="store_true", help="list the catalogue and exit")
-    parser.add_argument("--pipeline", choices=["3.1"], default="3.1", help="which pipeline's catalogue")
+    parser.add_argument("--pipeline", choices=list(CATALOGUES), default="3.1",
+                        help="which pipeline's catalogue (community-1: on the real-model captures, from stage 09)")
     args = parser.parse_args(argv)
 
     from rich.console import Console
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-    catalogue = list(CATALOGUE)
+    catalogue = list(CATALOGUES[args.pipeline])
     if args.list:
         for m in catalogue:
             console.print(f"{m.name:36} {m.stage:16} {m.bug}")
@@ -958,26 +1333,14 @@ def main(argv=None) -> int:
             return 2
         catalogue = [m for m in catalogue if m.name in wanted]
 
-    from port.pipeline import Parameters, Pipeline
-    from reference import export, models
-    from reference.run import build_pipeline
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        seg, emb = models.fixture_segmentation(), models.fixture_embedding()
-        folder = export.export(seg, emb)["segmentation"].parent
-        parameters = Parameters(pipeline=args.pipeline)
-        manifest = {"segmentation_sha256": models.checksum(seg), "embedding_sha256": models.checksum(emb), "models": "fixture",
-                    "parameters": parameters.as_dict(), "pipeline": args.pipeline}
-        bench = Bench(Path(args.dumps) / args.pipeline, Pipeline.from_folder(folder, device="cpu", parameters=parameters),
-                      build_pipeline(seg, emb, parameters), manifest, (seg, emb))
-
+    bench, recordings_of = make_bench(args.pipeline, Path(args.dumps))
     rows = []
     began = time.perf_counter()
     from rich.progress import Progress
 
-    with memoised(bench.pipeline), Progress(console=console, transient=True) as progress:
-        recordings = sorted({r for m in catalogue for r in m.recordings}, key=list(RECORDINGS).index)
+    memo = memoised(bench.pipeline) if args.pipeline == "3.1" else contextlib.nullcontext()
+    with memo, Progress(console=console, transient=True) as progress:
+        recordings = sorted({r for m in catalogue for r in m.recordings}, key=list(recordings_of).index)
         task = progress.add_task("reference and unmutated port", total=len(recordings))
         baselines = {}
         for name in recordings:
@@ -996,13 +1359,15 @@ def main(argv=None) -> int:
             rows.append(bench.run(mutation, on) if on else summarise(mutation, {}, ran=False))
             progress.advance(task)
     total = score(rows)
-    console.print(_table(rows, total))
+    models = MODELS[args.pipeline]
+    console.print(_table(rows, total, f"{args.pipeline} mutation matrix ({models})"))
     console.print(
         f"{total['caught']} of {total['counted']} counted mutations caught, {total['at_expected_stage']} at the expected stage "
         f"({100 * (total['at_expected_stage_ratio'] or 0):.0f} %); {total['no_effect']} without effect on these recordings; "
         f"{time.perf_counter() - began:.0f} s"
     )
-    report = {"models": "fixture", "score": total, "baselines": baselines, "mutations": rows, "recordings": {k: str(v.relative_to(REPO)) for k, v in RECORDINGS.items()}}
+    report = {"pipeline": args.pipeline, "models": models, "score": total, "baselines": baselines, "mutations": rows,
+              "recordings": {k: str(v) if isinstance(v, Given) else str(v.relative_to(REPO)) for k, v in recordings_of.items()}}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float) + "\n")
     if args.markdown:

@@ -130,3 +130,48 @@ def test_at_most_one_mutation_without_inputs_that_exercise_it():
     inert = [m.name for m in CATALOGUE if m.inert and m.crafted is None]
     assert len(inert) <= 1, inert
     assert "reassign_raw_mean" in BY_NAME and BY_NAME["reassign_raw_mean"].stage == "11-fcluster"
+
+
+# --------------------------------------------------------------------------- community-1
+C1_RECORDING = "02_pyannote_sample"
+C1_FAST = ("plda_no_sqrt_scaling", "vbx_fa_fb_swapped", "centroids_unpruned", "assign_euclidean",
+           "exclusive_uncapped_count")
+
+
+@pytest.fixture(scope="module")
+def c1_bench(onnx_folder, reference_pipeline_c1, tmp_path_factory):
+    """The community-1 bench on one real-model capture, from stage 09 (no model runs)."""
+    from benchmarks.mutations import C1_RECORDINGS, GivenBench
+    from port.pipeline import Parameters, Pipeline
+
+    parameters = Parameters(pipeline="community-1")
+    pipeline = Pipeline.from_folder(onnx_folder, device="cpu", parameters=parameters)  # its own: mutations patch it
+    manifest = {"pipeline": "community-1", "parameters": parameters.as_dict()}
+    return GivenBench(tmp_path_factory.mktemp("c1-mutations"), pipeline, reference_pipeline_c1, manifest,
+                      {C1_RECORDING: C1_RECORDINGS[C1_RECORDING]})
+
+
+def test_c1_catalogue_spans_the_clustering_half():
+    from benchmarks.mutations import C1_CATALOGUE
+    from port.vocabulary import PIPELINE_COMMUNITY1
+
+    assert len(C1_CATALOGUE) >= 14 and len({m.name for m in C1_CATALOGUE}) == len(C1_CATALOGUE)
+    assert all(PIPELINE_COMMUNITY1.has(m.stage) for m in C1_CATALOGUE)
+    assert {"12-plda", "13-vbx", "14-centroids", "15-assign", "16-reconstruct"} <= {m.stage for m in C1_CATALOGUE}
+
+
+def test_c1_unmutated_port_passes(c1_bench):
+    _, verdict = c1_bench.baseline(C1_RECORDING)
+    assert verdict.passed, f"unmutated port fails first at {verdict.first_failure}"
+
+
+@pytest.mark.parametrize("name", C1_FAST)
+def test_c1_mutation_caught_at_its_stage(c1_bench, name):
+    from benchmarks.mutations import C1_CATALOGUE
+
+    mutation = {m.name: m for m in C1_CATALOGUE}[name]
+    before = _port_bindings()
+    row = c1_bench.run(mutation, recordings=(C1_RECORDING,))
+    assert _port_bindings() == before, "the mutation was not undone"
+    assert row["status"] == "caught", f"{name}: {row['status']} ({row['recordings']})"
+    assert row["first_failure"] == mutation.stage
