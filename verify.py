@@ -97,9 +97,18 @@ def _manifest(side: str, uri: str, audio_path: Path, audio_sha: str, seg_sha: st
     if source:
         extra = {"segmentation_source_sha256": source, **extra}
 
+    plda = {}
+    if args.pipeline == "community-1":
+        from port.pipeline import PLDA_DIR
+        from reference.run import sha256_file
+
+        folder = Path(args.plda or PLDA_DIR).resolve()
+        plda = {"plda": {"folder": str(folder), "plda_sha256": sha256_file(folder / "plda.npz"),
+                         "xvec_transform_sha256": sha256_file(folder / "xvec_transform.npz")}}
     return {
         "side": side,
         "pipeline": args.pipeline,
+        **plda,
         "uri": uri,
         "audio": audio_path.name,
         "audio_sha256": audio_sha,

@@ -592,11 +592,10 @@ def _inputs_of(reference: DumpReader, description: Description, stage: str) -> l
     description's `inputs` from other stages, as the reference dumped them."""
     found = [(stage, n) for n in reference.names(stage) if is_input(n)]
     for entry in description.stage(stage).inputs:
+        # the stage's own names count too: 06's fbank is computed from 06's crops
         source, _, pattern = entry.partition("/")
-        if source == stage:
-            continue
         matcher = re.compile(re.escape(pattern).replace(re.escape("<k>"), r"\d+") + "$")
-        found += [(source, n) for n in reference.names(source) if matcher.match(n)]
+        found += [(source, n) for n in reference.names(source) if matcher.match(n) and (source, n) not in found]
     return found
 
 

@@ -15,8 +15,12 @@ Two measurements per float name (see harness/compare.py for how they are used):
 Stages measured: 01-audio (downmix + resampling), 02-chunks (slices of 01), 03
 segmentation forward, 06 crops and fbank, 08 embedding forward (ResNet frames once
 per chunk, pooled with each speaker's weights: `forward_frames` + `forward_embedding`),
-09 the kept embeddings (chain). Not measured: 10-12 (linkage heights, soft scores,
-centroids need every embedding, not a subset of chunks): they keep fixed bounds.
+09 the kept embeddings (chain); for community-1, 12-plda (chain: pyannote's own PLDA, a
+per-row transform, on the float64 embeddings of the measured rows). Not measured:
+10-11, 13-15 and 3.1's 12 (linkage heights, VBx, centroids and soft scores need every
+embedding, not a subset of chunks: VBx run with only the measured rows in float64
+measured 6e-14 on ami_8k where the port's chain drift is 2.6e-4, a useless yardstick);
+they keep fixed bounds.
 
 Stored as ``noise.json`` beside the reference dump's manifest, keyed by the audio and
 model checksums, so it is computed once per reference dump. Long recordings use a
@@ -178,7 +182,21 @@ def measure(reference_dir: str | Path, segmentation, embedding, candidate_dir: s
                 kept = np.asarray(reference.load("09-filter", "out_embeddings"))[rows]
                 exact = chain_embeddings[[position[int(chunk_idx[k])] for k in rows], speaker_idx[rows]]
                 put("09-filter", "chain", "out_embeddings", kept, exact)
+                if reference.has("12-plda", "out_fea"):
+                    _plda_chain(reference, rows, exact, put)
     return {"stages": stages, "chunks": chosen, "num_chunks": num_chunks}
+
+
+def _plda_chain(reference: DumpReader, rows: list[int], exact: np.ndarray, put) -> None:
+    """community-1's chain noise at 12-plda with pyannote's own PLDA (a per-row transform):
+    the measured rows' float64 embeddings through it, against the reference's features."""
+    from .run import community1_plda
+
+    plda = community1_plda((reference.manifest.get("plda") or {}).get("folder"))
+    fea = np.asarray(reference.load("12-plda", "out_fea"))
+    xvec = np.asarray(reference.load("12-plda", "out_xvec"))
+    put("12-plda", "chain", "out_xvec", xvec[rows], plda._xvec_tf(exact))
+    put("12-plda", "chain", "out_fea", fea[rows], plda(exact))
 
 
 def ensure(reference_dir: str | Path, segmentation, embedding, candidate_dir: str | Path | None = None,
