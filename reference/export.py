@@ -333,15 +333,32 @@ def _export_checked(
     return path
 
 
-def export_segmentation(model, path: Path) -> Path:
+def _segmentation_rewrite(exact_lstm: bool):
+    if not exact_lstm:
+        return exact_instance_norms
+
+    def rewrite(proto):
+        exact_instance_norms(proto)
+        if not exact_lstms(proto):
+            raise ExportError("segmentation: exact_lstm asked for, but the graph has no LSTM node it can rewrite")
+
+    return rewrite
+
+
+def export_segmentation(model, path: Path, exact_lstm: bool = False) -> Path:
+    """`exact_lstm`: the LSTM as a float64 Scan (`exact_lstms`): as exact as torch at the
+    LSTM (ONNX Runtime's kernel is not on some inputs), but about 3.5x the segmentation
+    model's time on CPU (README "Precision audit"), so off by default."""
     meta = segmentation_metadata(model)
+    if exact_lstm:
+        meta["exact_lstm"] = True
     chunks = _check_chunks(meta["num_samples"], meta["sample_rate"])
     model.eval()
     with torch.no_grad():
         expected = model(torch.from_numpy(chunks)).numpy()
     return _export_checked(
         model, path, {"waveform": chunks}, "log_probs", meta, expected, "segmentation",
-        export_bounds()["segmentation_atol"], rewrite=exact_instance_norms,
+        export_bounds()["segmentation_atol"], rewrite=_segmentation_rewrite(exact_lstm),
     )
 
 
@@ -437,12 +454,14 @@ def export_embedding(model, folder: Path, num_samples: int, num_frames: int, num
     }
 
 
-def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False) -> dict[str, Path]:
-    """Export both models into ``out/<sha12 of both>/``, reusing an earlier export
-    of the same weights; returns {"segmentation": path, "embedding": ..., ...}."""
+def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False,
+           exact_lstm: bool = False) -> dict[str, Path]:
+    """Export both models into ``out/<sha12 of both>-v<exporter>[-xlstm]/``, reusing an
+    earlier export of the same weights; returns {"segmentation": path, "embedding": ..., ...}.
+    `exact_lstm`: see `export_segmentation` (its own folder, ``-xlstm``)."""
     seg_sha = models.checksum(segmentation)
     emb_sha = models.checksum(embedding)
-    folder = Path(out) / f"{seg_sha[:12]}-{emb_sha[:12]}-v{EXPORTER_VERSION}"
+    folder = Path(out) / f"{seg_sha[:12]}-{emb_sha[:12]}-v{EXPORTER_VERSION}{'-xlstm' if exact_lstm else ''}"
     names = ["segmentation", "embedding", "embedding-trunk", "embedding-head"]
     paths = {name: folder / f"{name}.onnx" for name in names}
     if not force and all(p.is_file() for p in paths.values()):
@@ -452,7 +471,7 @@ def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False)
     partial.mkdir(parents=True)
     try:
         meta = segmentation_metadata(segmentation)
-        export_segmentation(segmentation, partial / "segmentation.onnx")
+        export_segmentation(segmentation, partial / "segmentation.onnx", exact_lstm=exact_lstm)
         export_embedding(embedding, partial, meta["num_samples"], meta["num_frames"], meta["num_speakers"])
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
