@@ -116,6 +116,143 @@ def exact_instance_norms(proto) -> int:
     return rewritten
 
 
+def exact_lstms(proto) -> int:
+    """Rewrite every LSTM node into standard ops that run the recurrence in float64.
+
+    ONNX Runtime's CPU LSTM is float32 only ("LSTM operator does not support double
+    yet") and its activations are MLAS approximations (tanh up to 3.3e-7 from exact
+    where torch's is 3.1e-8; logistic 1.6e-7 vs 8.9e-8). An LSTM amplifies float32
+    rounding at a few sensitive (frame, unit) points: on the fixture model and
+    ami_stereo_5s one output is 1.3e-4 from float64 under ONNX Runtime, 5.1e-5 under
+    torch, 1.8e-5 with a float64 recurrence on the same float32 input (README
+    "Precision audit"). Here, per LSTM node (ONNX semantics: gates i, o, f, c; default
+    activations, no peepholes, clip, input_forget or sequence_lens):
+
+    * the input is cast to double and projected for all frames and both directions at
+      once: one MatMul by the stacked input weights plus (Wb + Rb);
+    * the reverse direction's projections are reversed in time, and one `Scan` over
+      frames carries h and c of every direction, shape (directions, batch, hidden), in
+      double: MatMul by the recurrent weights, Add, Sigmoid (i, o, f), Tanh (c), Mul, Add;
+    * the reverse direction's outputs are put back in time order and Y (and Y_h, Y_c
+      where used) cast back to float32 under the original output names.
+
+    Cast, MatMul, Add, Reshape, Transpose, Slice, Split, Concat, Scan, Sigmoid, Tanh,
+    Mul (opset 17). Nodes outside the supported configuration are left as they are.
+    Returns how many nodes were rewritten."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    initializers = {init.name: init for init in graph.initializer}
+    nodes, rewritten = [], 0
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        inputs = list(node.input) + [""] * (8 - len(node.input))
+        x, w, r, b, lens, h0, c0, peep = inputs
+        if (node.op_type != "LSTM" or set(attrs) - {"direction", "hidden_size"} or lens or peep
+                or w not in initializers or r not in initializers or (b and b not in initializers)):
+            nodes.append(node)
+            continue
+        rewritten += 1
+        direction = attrs.get("direction", b"forward").decode()
+        W = numpy_helper.to_array(initializers[w]).astype(np.float64)  # (D, 4H, I)
+        R = numpy_helper.to_array(initializers[r]).astype(np.float64)  # (D, 4H, H)
+        D, H4, _ = W.shape
+        H = H4 // 4
+        B = numpy_helper.to_array(initializers[b]).astype(np.float64) if b else np.zeros((D, 2 * H4))
+        reverse = [d for d in range(D) if direction == "reverse" or (direction == "bidirectional" and d == 1)]
+        scope = f"{node.name}/Exact"
+        t = lambda name: f"{scope}/{name}_output_0"  # noqa: E731
+        added = {
+            f"{scope}/W": np.concatenate([W[d].T for d in range(D)], axis=1),  # (I, D*4H)
+            f"{scope}/bias": np.concatenate([B[d, :H4] + B[d, H4:] for d in range(D)]),
+            f"{scope}/shape": np.array([0, 0, D, H4], dtype=np.int64),
+            f"{scope}/start": np.array([-1], dtype=np.int64),
+            f"{scope}/end": np.array([np.iinfo(np.int64).min], dtype=np.int64),
+            f"{scope}/axis0": np.array([0], dtype=np.int64),
+            f"{scope}/step": np.array([-1], dtype=np.int64),
+            f"{scope}/gates": np.array([3 * H, H], dtype=np.int64),
+        }
+        for name, value in added.items():
+            graph.initializer.append(numpy_helper.from_array(value, name))
+
+        def backwards(value, name, out):  # reverse `value` in time (axis 0)
+            return helper.make_node("Slice", [value, f"{scope}/start", f"{scope}/end", f"{scope}/axis0", f"{scope}/step"],
+                                    [out], name=f"{scope}/{name}")
+
+        def in_time_order(value, name, out):  # the reverse directions of (T, D, ...) reversed in time
+            if not reverse:
+                return [helper.make_node("Identity", [value], [out], name=f"{scope}/{name}")]
+            if D == 1:
+                return [backwards(value, name, out)]
+            parts = [t(f"{name}Split{d}") for d in range(D)]
+            return [
+                helper.make_node("Split", [value], parts, name=f"{scope}/{name}Split", axis=1),
+                *[backwards(parts[d], f"{name}Reverse{d}", t(f"{name}Reverse{d}")) for d in reverse],
+                helper.make_node("Concat", [t(f"{name}Reverse{d}") if d in reverse else parts[d] for d in range(D)],
+                                 [out], name=f"{scope}/{name}Concat", axis=1),
+            ]
+
+        new = [
+            helper.make_node("Cast", [x], [t("Cast")], name=f"{scope}/Cast", to=TensorProto.DOUBLE),
+            helper.make_node("MatMul", [t("Cast"), f"{scope}/W"], [t("Project")], name=f"{scope}/Project"),
+            helper.make_node("Add", [t("Project"), f"{scope}/bias"], [t("Bias")], name=f"{scope}/Bias"),
+            helper.make_node("Reshape", [t("Bias"), f"{scope}/shape"], [t("Directions")], name=f"{scope}/Directions"),
+            helper.make_node("Transpose", [t("Directions")], [t("Inputs")], name=f"{scope}/Inputs", perm=[0, 2, 1, 3]),
+            *in_time_order(t("Inputs"), "ScanInputs", t("ScanInputs")),
+        ]
+        for name, given in (("h0", h0), ("c0", c0)):
+            if given:
+                new.append(helper.make_node("Cast", [given], [t(name)], name=f"{scope}/{name}", to=TensorProto.DOUBLE))
+            else:  # zeros (D, batch, H)
+                new += [
+                    helper.make_node("Shape", [x], [t(f"{name}Batch")], name=f"{scope}/{name}Batch", start=1, end=2),
+                    helper.make_node("Concat", [f"{scope}/{name}D", t(f"{name}Batch"), f"{scope}/{name}H"],
+                                     [t(f"{name}Shape")], name=f"{scope}/{name}Shape", axis=0),
+                    helper.make_node("ConstantOfShape", [t(f"{name}Shape")], [t(name)], name=f"{scope}/{name}",
+                                     value=numpy_helper.from_array(np.zeros(1, np.float64))),
+                ]
+                graph.initializer.extend([numpy_helper.from_array(np.array([D], np.int64), f"{scope}/{name}D"),
+                                          numpy_helper.from_array(np.array([H], np.int64), f"{scope}/{name}H")])
+        s = lambda name: f"{scope}/Step/{name}_output_0"  # noqa: E731
+        double = lambda name: helper.make_tensor_value_info(name, TensorProto.DOUBLE, None)  # noqa: E731
+        body = helper.make_graph(
+            [
+                helper.make_node("MatMul", ["h", "R"], [s("Recurrent")], name=f"{scope}/Step/Recurrent"),
+                helper.make_node("Add", ["x", s("Recurrent")], [s("Gates")], name=f"{scope}/Step/Gates"),
+                helper.make_node("Split", [s("Gates"), "gates"], [s("IOF"), s("G")], name=f"{scope}/Step/Split", axis=2),
+                helper.make_node("Sigmoid", [s("IOF")], [s("Sigmoid")], name=f"{scope}/Step/Sigmoid"),
+                helper.make_node("Tanh", [s("G")], [s("Tanh")], name=f"{scope}/Step/Tanh"),
+                helper.make_node("Split", [s("Sigmoid")], [s("I"), s("O"), s("F")], name=f"{scope}/Step/IOF", axis=2),
+                helper.make_node("Mul", [s("F"), "c"], [s("Keep")], name=f"{scope}/Step/Keep"),
+                helper.make_node("Mul", [s("I"), s("Tanh")], [s("Write")], name=f"{scope}/Step/Write"),
+                helper.make_node("Add", [s("Keep"), s("Write")], ["c_next"], name=f"{scope}/Step/Cell"),
+                helper.make_node("Tanh", ["c_next"], [s("CellTanh")], name=f"{scope}/Step/CellTanh"),
+                helper.make_node("Mul", [s("O"), s("CellTanh")], ["h_next"], name=f"{scope}/Step/Hidden"),
+                helper.make_node("Identity", ["h_next"], ["y"], name=f"{scope}/Step/Output"),
+            ],
+            f"{scope.strip('/').replace('/', '_')}_step",
+            [double("h"), double("c"), double("x")],
+            [double("h_next"), double("c_next"), double("y")],
+            [numpy_helper.from_array(np.stack([R[d].T for d in range(D)]), "R"),  # (D, H, 4H)
+             numpy_helper.from_array(added[f"{scope}/gates"], "gates")],
+        )
+        new.append(helper.make_node("Scan", [t("h0"), t("c0"), t("ScanInputs")], [t("hT"), t("cT"), t("Scan")],
+                                    name=f"{scope}/Scan", num_scan_inputs=1, body=body))
+        new += in_time_order(t("Scan"), "Outputs", t("Outputs"))
+        new.append(helper.make_node("Cast", [t("Outputs")], [node.output[0]], name=f"{scope}/CastBack", to=TensorProto.FLOAT))
+        for state, out in zip(("hT", "cT"), node.output[1:3]):
+            if out:
+                new.append(helper.make_node("Cast", [t(state)], [out], name=f"{scope}/{state}CastBack", to=TensorProto.FLOAT))
+        nodes += new
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input}
+    keep = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    return rewritten
+
+
 def _save(model_proto_path: Path, meta: dict, rewrite=None) -> None:
     import onnx
 
@@ -196,15 +333,32 @@ def _export_checked(
     return path
 
 
-def export_segmentation(model, path: Path) -> Path:
+def _segmentation_rewrite(exact_lstm: bool):
+    if not exact_lstm:
+        return exact_instance_norms
+
+    def rewrite(proto):
+        exact_instance_norms(proto)
+        if not exact_lstms(proto):
+            raise ExportError("segmentation: exact_lstm asked for, but the graph has no LSTM node it can rewrite")
+
+    return rewrite
+
+
+def export_segmentation(model, path: Path, exact_lstm: bool = False) -> Path:
+    """`exact_lstm`: the LSTM as a float64 Scan (`exact_lstms`): as exact as torch at the
+    LSTM (ONNX Runtime's kernel is not on some inputs), but about 3.5x the segmentation
+    model's time on CPU (README "Precision audit"), so off by default."""
     meta = segmentation_metadata(model)
+    if exact_lstm:
+        meta["exact_lstm"] = True
     chunks = _check_chunks(meta["num_samples"], meta["sample_rate"])
     model.eval()
     with torch.no_grad():
         expected = model(torch.from_numpy(chunks)).numpy()
     return _export_checked(
         model, path, {"waveform": chunks}, "log_probs", meta, expected, "segmentation",
-        export_bounds()["segmentation_atol"], rewrite=exact_instance_norms,
+        export_bounds()["segmentation_atol"], rewrite=_segmentation_rewrite(exact_lstm),
     )
 
 
@@ -300,12 +454,14 @@ def export_embedding(model, folder: Path, num_samples: int, num_frames: int, num
     }
 
 
-def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False) -> dict[str, Path]:
-    """Export both models into ``out/<sha12 of both>/``, reusing an earlier export
-    of the same weights; returns {"segmentation": path, "embedding": ..., ...}."""
+def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False,
+           exact_lstm: bool = False) -> dict[str, Path]:
+    """Export both models into ``out/<sha12 of both>-v<exporter>[-xlstm]/``, reusing an
+    earlier export of the same weights; returns {"segmentation": path, "embedding": ..., ...}.
+    `exact_lstm`: see `export_segmentation` (its own folder, ``-xlstm``)."""
     seg_sha = models.checksum(segmentation)
     emb_sha = models.checksum(embedding)
-    folder = Path(out) / f"{seg_sha[:12]}-{emb_sha[:12]}-v{EXPORTER_VERSION}"
+    folder = Path(out) / f"{seg_sha[:12]}-{emb_sha[:12]}-v{EXPORTER_VERSION}{'-xlstm' if exact_lstm else ''}"
     names = ["segmentation", "embedding", "embedding-trunk", "embedding-head"]
     paths = {name: folder / f"{name}.onnx" for name in names}
     if not force and all(p.is_file() for p in paths.values()):
@@ -315,7 +471,7 @@ def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False)
     partial.mkdir(parents=True)
     try:
         meta = segmentation_metadata(segmentation)
-        export_segmentation(segmentation, partial / "segmentation.onnx")
+        export_segmentation(segmentation, partial / "segmentation.onnx", exact_lstm=exact_lstm)
         export_embedding(embedding, partial, meta["num_samples"], meta["num_frames"], meta["num_speakers"])
         export_fbank(embedding, partial / "fbank.onnx")
         shutil.rmtree(folder, ignore_errors=True)

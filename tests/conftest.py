@@ -45,6 +45,15 @@ def onnx_folder(torch_models) -> Path:
 
 
 @pytest.fixture(scope="session")
+def exact_lstm_segmentation(torch_models, tmp_path_factory) -> Path:
+    """segmentation.onnx exported with the LSTM as a float64 Scan (opt-in, not cached)."""
+    from reference import export
+
+    return export.export_segmentation(torch_models[0], tmp_path_factory.mktemp("xlstm") / "segmentation.onnx",
+                                      exact_lstm=True)
+
+
+@pytest.fixture(scope="session")
 def port_pipeline(onnx_folder):
     """The port in the 3.1 configuration (the suite's long-standing parity runs)."""
     from port.pipeline import Parameters, Pipeline

@@ -39,6 +39,26 @@ def test_segmentation_onnx_matches_torch(torch_models, onnx_folder, recording):
     assert np.max(np.abs(got - expected)) <= export_bounds()["segmentation_atol"]
 
 
+def test_exact_lstm_segmentation_is_standard_ops_and_matches_torch(torch_models, exact_lstm_segmentation):
+    """exact_lstms: no LSTM node left, one Scan per layer, standard opset only, the export gate holds."""
+    import json
+
+    import onnx
+    import torch
+
+    proto = onnx.load(str(exact_lstm_segmentation))
+    ops = [node.op_type for node in proto.graph.node]
+    assert "LSTM" not in ops and ops.count("Scan") == torch_models[0].lstm.num_layers
+    assert {opset.domain for opset in proto.opset_import} <= {"", "ai.onnx"}
+    meta = json.loads(next(e.value for e in proto.metadata_props if e.key == "pyannote_port"))
+    assert meta["exact_lstm"] is True
+    chunks = _chunks(RECORDINGS[sorted(RECORDINGS)[0]])[:2]
+    with torch.inference_mode():
+        expected = torch_models[0](torch.from_numpy(chunks)).numpy()
+    got = runtime.session(exact_lstm_segmentation, device="cpu").run(None, {"waveform": chunks})[0]
+    assert np.max(np.abs(got - expected)) <= export_bounds()["segmentation_atol"]
+
+
 @pytest.mark.parametrize("recording", sorted(RECORDINGS))
 def test_embedding_onnx_matches_torch(torch_models, onnx_folder, recording):
     """Single graph and trunk/head split, against pyannote's model forward with weights."""
