@@ -160,8 +160,10 @@ def reconstruct_stage(d: DumpReader, p: Pipeline) -> dict:
 def annotation_stage(d: DumpReader, p: Pipeline) -> dict:
     description = describe(d.pipeline)
     source, stage = description.named("reconstruct"), description.named("annotation")
-    if source not in d.stages():  # nobody speaks: pyannote returned early, only the (empty) RTTM
-        return {}
+    uri = d.manifest.get("uri", d.path.name)
+    if source not in d.stages():  # nobody speaks: pyannote returned early, only the (empty) RTTMs
+        empty = reconstruct.to_rttm([], uri, {})
+        return {name: empty for name in ("out_diarization.rttm", "out_exclusive.rttm") if d.has(stage, name)}
     frames = _frames(d, source)
     min_duration_off = float(d.load(stage, "in_min_duration_off"))
     out, all_turns = {}, []
@@ -172,7 +174,6 @@ def annotation_stage(d: DumpReader, p: Pipeline) -> dict:
         out[f"call{k}_out_segments"] = segments_array(turns)
         all_turns.append(turns)
     if all_turns:
-        uri = d.manifest.get("uri", d.path.name)
         labels = reconstruct.speaker_labels(all_turns[0])
         out["out_diarization.rttm"] = reconstruct.to_rttm(all_turns[0], uri, labels)
         if len(all_turns) > 1:

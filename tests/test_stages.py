@@ -3,6 +3,7 @@ accumulate, so the first failing stage is the culprit), then the whole chain."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from harness.compare import compare_trees, compare_values, first_failure, unreached_reason
@@ -58,3 +59,25 @@ def test_speaker_constraints_end_to_end(dumps, recording, speakers):
     assert made["port_result"].rttm == made["reference_result"].rttm
     if speakers.get("max_speakers") == 1:
         assert made["port_result"].num_speakers <= 1
+
+
+@pytest.mark.parametrize("which", ["3.1", "community-1"])
+def test_nobody_speaks_every_stage_judged(tmp_path, which, dumps, dumps_c1, port_pipeline, port_pipeline_c1):
+    """A recording where nobody speaks: pyannote returns after 05 with empty RTTMs; the
+    verdict excuses 06+ with that reason and the port's isolated annotation stage gives
+    the same empty RTTMs (held-out AMI trn01 with the pretrained segmentation is such a case)."""
+    import soundfile as sf
+
+    from harness.compare import judge
+    from port.stages import runner
+
+    path = tmp_path / "silence.wav"
+    sf.write(str(path), np.zeros(5 * 16000, dtype=np.float32), 16000, subtype="FLOAT")
+    made = (dumps if which == "3.1" else dumps_c1)(path)
+    pipeline = port_pipeline if which == "3.1" else port_pipeline_c1
+    verdict = judge(made["reference"], made["port"], runner=runner(pipeline))
+    assert verdict.passed, verdict.first_failure
+    annotation = pipeline.description.named("annotation")
+    assert verdict.stages[annotation].isolated and all(r.passed for r in verdict.stages[annotation].isolated)
+    assert "nobody speaks" in verdict.stages["06-fbank"].reason
+    assert made["port_result"].rttm == made["reference_result"].rttm == ""
