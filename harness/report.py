@@ -406,7 +406,7 @@ def write(path: str | Path, reference_dir: str | Path, candidate_dir: str | Path
         return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{png}'>" if png else ""
 
     body = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(recording)}: {html.escape(names[1])} vs {html.escape(names[0])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(recording)} ({html.escape(reference.pipeline)}): {html.escape(names[1])} vs {html.escape(names[0])}</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; max-width: 1300px; color: #222; }}
 table {{ border-collapse: collapse; font-size: 0.9em; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
@@ -414,7 +414,7 @@ tr.pass td:nth-child(5) {{ color: #1a7f37; }} tr.fail td:nth-child(5) {{ color: 
 tr.other td:nth-child(5) {{ color: #777; }} img {{ max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }}
 .note {{ color: #666; font-size: 0.9em; }} code {{ background: #f4f4f4; padding: 0 3px; }}
 </style></head><body>
-<h1>{html.escape(recording)}: {html.escape(names[1])} against {html.escape(names[0])}</h1>
+<h1>{html.escape(recording)}: {html.escape(names[1])} against {html.escape(names[0])} ({html.escape(reference.pipeline)})</h1>
 <p class="note">reference <code>{html.escape(str(reference.path))}</code><br>candidate <code>{html.escape(str(candidate.path))}</code><br>
 audio sha256 {html.escape(str(reference.manifest.get('audio_sha256', '?'))[:16])}…, models: {html.escape(str(reference.manifest.get('models', '?')))}</p>
 <h2>Stages</h2>
