@@ -58,6 +58,16 @@ def _check_chunks(num_samples: int, sample_rate: int) -> np.ndarray:
     return chunks
 
 
+def _replace_nodes(graph, nodes) -> None:
+    """The graph's nodes replaced by `nodes`; initializers no node reads any more dropped."""
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input}
+    keep = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+
+
 def exact_instance_norms(proto) -> int:
     """Rewrite every InstanceNormalization node into standard ops that reduce in float64.
 
@@ -107,12 +117,7 @@ def exact_instance_norms(proto) -> int:
             helper.make_node("Add", [t("Scaled"), f"{scope}/bias"], [t("Shifted")], name=f"{scope}/Shifted"),
             helper.make_node("Cast", [t("Shifted")], [node.output[0]], name=f"{scope}/CastBack", to=TensorProto.FLOAT),
         ]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input}
-    keep = [init for init in graph.initializer if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
+    _replace_nodes(graph, nodes)
     return rewritten
 
 
@@ -244,12 +249,7 @@ def exact_lstms(proto) -> int:
             if out:
                 new.append(helper.make_node("Cast", [t(state)], [out], name=f"{scope}/{state}CastBack", to=TensorProto.FLOAT))
         nodes += new
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input}
-    keep = [init for init in graph.initializer if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
+    _replace_nodes(graph, nodes)
     return rewritten
 
 

@@ -115,21 +115,7 @@ def state_dict_from_int8(path: str | Path) -> dict[str, np.ndarray]:
 
 def segmentation_from_int8(path: str | Path = SEGMENTATION_INT8):
     """The float PyanNet (segmentation-3.0's architecture) with the int8 file's weights."""
-    import torch
-
-    model = segmentation_architecture()
-    state = model.state_dict()
-    rebuilt = state_dict_from_int8(path)
-    missing = [name for name in state if name not in rebuilt and not name.endswith("filterbank.n_")]
-    unknown = sorted(set(rebuilt) - set(state))
-    if missing or unknown:
-        raise ModelError(f"{path}: weights do not fit PyanNet (missing {missing[:2]}, unknown {unknown[:2]})")
-    with torch.no_grad():
-        for name, value in rebuilt.items():
-            if tuple(state[name].shape) != value.shape:
-                raise ModelError(f"{path}: {name} has shape {value.shape}, PyanNet wants {tuple(state[name].shape)}")
-            state[name].copy_(torch.from_numpy(value))
-    return model.eval()
+    return _into_pyannet(state_dict_from_int8(path), path)
 
 
 def export_int8_like(model, path: str | Path) -> Path:
@@ -228,7 +214,8 @@ def state_dict_from_float(path: str | Path = SEGMENTATION_FLOAT, int8: str | Pat
     return state
 
 
-def _into_pyannet(rebuilt: dict[str, np.ndarray], path) :
+def _into_pyannet(rebuilt: dict[str, np.ndarray], path):
+    """PyanNet (segmentation-3.0's architecture) with the `rebuilt` state dict, every name and shape checked."""
     import torch
 
     model = segmentation_architecture()
