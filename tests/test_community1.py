@@ -144,7 +144,9 @@ def test_text_dumps(tmp_path):
 
 
 # --------------------------------------------------------------------------- speaker constraints
-@pytest.mark.parametrize("option", [("--num-speakers", "3"), ("--min-speakers", "4"), ("--max-speakers", "1")])
+# each is a verify.main run with its own set-up (~20 s): one in the default set, two slow
+@pytest.mark.parametrize("option", [("--num-speakers", "3"), pytest.param(("--min-speakers", "4"), marks=pytest.mark.slow),
+                                    pytest.param(("--max-speakers", "1"), marks=pytest.mark.slow)])
 def test_speaker_constraints(tmp_path, option):
     assert _run("--embeddings", CAPTURES / NAME, "--dumps", tmp_path, *option) == 0
     report = json.loads((tmp_path / "report.json").read_text())["recordings"][0]

@@ -77,6 +77,7 @@ def _verify_pretrained(recording, tmp_path):
     return entry
 
 
+@pytest.mark.slow  # a full verify.py run in a subprocess (pyannote, the port, the noise)
 def test_verify_run_with_the_pretrained_segmentation_on_an_ami_excerpt(tmp_path):
     _verify_pretrained("ami_trn03.wav", tmp_path)
 
