@@ -41,7 +41,7 @@ def test_audit_names_wav_norm1d_in_the_float32_instance_norm_graph(torch_models,
     assert all(after[f"sincnet.norm1d.{k}"].ratio <= 2 for k in range(3))
 
 
-@pytest.mark.parametrize("recording", ["ami_stereo_5s.wav", "sample.wav"])
+@pytest.mark.parametrize("recording", ["ami_stereo_5s.wav", pytest.param("sample.wav", marks=pytest.mark.slow)])
 def test_exact_lstm_export_has_no_segmentation_layer_over_2(torch_models, exact_lstm_segmentation, recording):
     """With the LSTM as a float64 Scan (exact_lstms), no layer of the segmentation graph is
     over 2x torch's float32 error (the default export's ONNX Runtime LSTM is 2.59x on

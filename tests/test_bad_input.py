@@ -110,7 +110,9 @@ def unusual_files(tmp_path_factory):
     }
 
 
-@pytest.mark.parametrize("name", ["silence", "short", "stereo8k", "stereo44k"])
+# the two stereo files are full-length recordings (resampled, two pyannote+port runs): slow
+@pytest.mark.parametrize("name", ["silence", "short", pytest.param("stereo8k", marks=pytest.mark.slow),
+                                  pytest.param("stereo44k", marks=pytest.mark.slow)])
 def test_unusual_audio_is_diarized_like_pyannote(dumps, unusual_files, name):
     made = dumps(unusual_files[name])
     rows = compare_trees(made["reference"], made["port"], chain=True)

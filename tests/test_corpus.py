@@ -53,6 +53,7 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow  # two full verify runs with the noise in two processes (90 s); the Dask test runs the corpus path fast
 def test_run_folder_with_two_jobs_keeps_both_recordings(corpus, tmp_path):
     report = tmp_path / "R.json"
     result = subprocess.run(

@@ -17,7 +17,10 @@ STAGES = PIPELINE_31.stage_names
 from .conftest import RECORDINGS
 
 
-@pytest.mark.parametrize("recording", ["sample", "test_with_noise_48k"])
+# each is one more untouched pyannote run (80-100 s on 2 cores for the 30 s sample): the 16 s
+# test_16k in the default set, the sample and the resampled recording slow
+@pytest.mark.parametrize("recording", ["test_16k", pytest.param("sample", marks=pytest.mark.slow),
+                                       pytest.param("test_with_noise_48k", marks=pytest.mark.slow)])
 def test_instrumented_run_equals_untouched_pipeline(dumps, torch_models, recording):
     from port.pipeline import Parameters
     from reference.run import audio_file, build_pipeline
@@ -45,6 +48,8 @@ def test_instrumentation_restores_the_pipeline(reference_pipeline, dumps):
         assert name not in reference_pipeline.__dict__
 
 
+@pytest.mark.slow  # two community-1 pyannote runs on the sample (150 s); the captures' tests (test_community1.py) hold the
+# instrumented reference's dumps to pyannote's own intermediates in the default set
 def test_instrumented_community1_equals_untouched_pipeline(dumps_c1, torch_models, reference_pipeline_c1):
     """community-1: the instrumented VBxClustering run (PLDA, VBx re-run per iteration,
     K-Means wrapper) returns what pyannote returns untouched, and every wrapper is undone."""
@@ -81,6 +86,7 @@ def test_every_stage_is_dumped_with_a_manifest(dumps):
     assert reader.manifest["audio_sha256"] and reader.manifest["segmentation_sha256"]
 
 
+@pytest.mark.slow  # a second full pyannote run (64 s); determinism of the port is in test_speed
 def test_reference_dumps_are_byte_identical_across_runs(tmp_path, reference_pipeline, dumps):
     from reference.run import run
 

@@ -77,6 +77,7 @@ def test_cuda_provider_keeps_tf32_off():
     assert runtime.providers("cpu") == [runtime.CPU]
 
 
+@pytest.mark.slow  # minutes: pyannote and the port on three recordings, twice over
 def test_gpu_script_dry_run(tmp_path):
     """benchmarks/gpu.sh --dry-run: every step of the GPU measurement on the CPU with tiny
     inputs; it writes gpu.json with both sides, RTF, peak RSS and identical RTTMs. With
