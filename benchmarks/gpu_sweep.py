@@ -29,7 +29,6 @@ as skipped, so the table's shape is the same. TF32 stays off throughout.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import platform
@@ -64,10 +63,13 @@ def configurations(device: str, batches: list[int]) -> list[dict]:
 
 
 def _pipeline_kwargs(pipeline: str) -> dict | None:
-    """from_folder's pipeline choice, when this port has one (None: it has not)."""
-    if "pipeline" in inspect.signature(Pipeline.from_folder).parameters:
-        return {"pipeline": pipeline}
-    return {} if pipeline == "3.1" else None
+    """from_folder's arguments for `pipeline` (None: this port has no such pipeline)."""
+    from port.pipeline import Parameters
+
+    try:
+        return {"parameters": Parameters(pipeline=pipeline)}
+    except ValueError:
+        return None
 
 
 def run_configuration(folder: Path, audio: Path, device: str, config: dict, repeat: int, extra: dict) -> dict:
