@@ -97,18 +97,11 @@ def _manifest(side: str, uri: str, audio_path: Path, audio_sha: str, seg_sha: st
     if source:
         extra = {"segmentation_source_sha256": source, **extra}
 
-    plda = {}
-    if args.pipeline == "community-1":
-        from port.pipeline import PLDA_DIR
-        from reference.run import sha256_file
-
-        folder = Path(args.plda or PLDA_DIR).resolve()
-        plda = {"plda": {"folder": str(folder), "plda_sha256": sha256_file(folder / "plda.npz"),
-                         "xvec_transform_sha256": sha256_file(folder / "xvec_transform.npz")}}
+    plda = _plda_files(args)
     return {
         "side": side,
         "pipeline": args.pipeline,
-        **plda,
+        **({"plda": plda} if plda else {}),
         "uri": uri,
         "audio": audio_path.name,
         "audio_sha256": audio_sha,
@@ -272,16 +265,25 @@ def _der_value(components: list) -> float | None:
     return sum(c["confusion"] + c["missed detection"] + c["false alarm"] for c in components) / total
 
 
-def _plda_note(args) -> str | None:
-    """community-1's PLDA in words, with its checksum (None for 3.1)."""
+def _plda_files(args) -> dict | None:
+    """community-1's PLDA folder and its files' checksums, as manifests name them (None for 3.1)."""
     if args.pipeline != "community-1":
         return None
     from port.pipeline import PLDA_DIR
     from reference.run import sha256_file
 
-    folder = Path(args.plda or PLDA_DIR)
-    digest = sha256_file(folder / "plda.npz")[:12]
-    return "community-1's real PLDA" + ("" if args.plda else " (reference/pretrained/plda)") + f" ({digest})"
+    folder = Path(args.plda or PLDA_DIR).resolve()
+    return {"folder": str(folder), "plda_sha256": sha256_file(folder / "plda.npz"),
+            "xvec_transform_sha256": sha256_file(folder / "xvec_transform.npz")}
+
+
+def _plda_note(args) -> str | None:
+    """community-1's PLDA in words, with its checksum (None for 3.1)."""
+    files = _plda_files(args)
+    if files is None:
+        return None
+    return ("community-1's real PLDA" + ("" if args.plda else " (reference/pretrained/plda)")
+            + f" ({files['plda_sha256'][:12]})")
 
 
 class Setup:

@@ -25,7 +25,6 @@ stage 01 is then not an independent check.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import platform
 import time
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from port.pipeline import PLDA_DIR, Parameters
 from port.vocabulary import pipeline as describe
 
 from . import models
+from .pretrained import sha256_file  # noqa: F401 - the checksum every manifest uses
 
 Hook = Callable[[str, str, object], None]
 
@@ -560,6 +560,11 @@ def run(
             max_speakers=max_speakers, hook=progress,
         )
     result = ReferenceResult(output, file["uri"], {"total": time.perf_counter() - began}, decoder)
+    return _dump_rttms(pipeline, result, hook)
+
+
+def _dump_rttms(pipeline, result: ReferenceResult, hook: Hook | None) -> ReferenceResult:
+    """pyannote's two RTTMs, written by its own `to_rttm`, into the annotation stage's dump."""
     if hook is not None:
         annotation = describe(pipeline_name(pipeline)).named("annotation")
         hook(annotation, "out_diarization.rttm", result.rttm)
@@ -599,19 +604,7 @@ def run_embeddings(
         output = pipeline.apply({"uri": uri}, num_speakers=num_speakers, min_speakers=min_speakers,
                                 max_speakers=max_speakers)
     result = ReferenceResult(output, uri, {"total": time.perf_counter() - began}, "given segmentations and embeddings")
-    if hook is not None:
-        annotation = describe(pipeline_name(pipeline)).named("annotation")
-        hook(annotation, "out_diarization.rttm", result.rttm)
-        hook(annotation, "out_exclusive.rttm", result.exclusive_rttm)
-    return result
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return _dump_rttms(pipeline, result, hook)
 
 
 def versions() -> dict:
