@@ -46,13 +46,12 @@ def _errors() -> tuple[type[BaseException], ...]:
     from port.runtime import ModelError as OnnxModelError
 
     errors: list[type[BaseException]] = [AudioError, DumpError, OnnxModelError]
-    try:
-        from reference.export import ExportError
-        from reference.models import ModelError
-
-        errors += [ExportError, ModelError]
-    except ImportError:  # port-only install: compare and clean still work
-        pass
+    # the reference's errors only where its modules were loaded (only then can they have been
+    # raised): importing them would import torch, seconds before a one-line error, and a
+    # port-only install has none
+    for module, name in (("reference.export", "ExportError"), ("reference.models", "ModelError")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
     return tuple(errors)
 
 
@@ -639,6 +638,11 @@ def command_run(args) -> int:
         paths = inputs.expand(args.audio or [SAMPLE])
         for path in paths:  # fail fast, one line, before any model loads
             audio.load(path)
+    from reference import models  # torch-free: the checks below import no model
+
+    for kind in ("segmentation", "embedding"):
+        if getattr(args, kind):
+            models.check_source(kind, getattr(args, kind))  # a missing model: one line, before torch loads
     if args.pipeline == "community-1":
         from port.pipeline import load_plda
 

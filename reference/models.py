@@ -118,8 +118,7 @@ def load_pretrained(checkpoint: str, token: str | None = None):
         if model is None:
             raise ModelError(f"unreadable model checkpoint {checkpoint}")
         return model.eval()
-    if not _HUB_ID.match(checkpoint):
-        raise ModelError(f"model not found: {checkpoint} is neither a file, a directory nor a Hugging Face id")
+    check_source("checkpoint", checkpoint)
     try:
         model = Model.from_pretrained(checkpoint, token=token)
     except Exception as error:
@@ -139,24 +138,36 @@ def _first_line(error: BaseException) -> str:
     return (text[0] if text else type(error).__name__)[:200]
 
 
+def check_source(kind: str, which: str) -> None:
+    """The ModelError `load` would raise for a model that cannot be had (a missing file, a
+    name that is neither a path nor a hub id), found without importing torch."""
+    if which == "fixture" or (kind == "segmentation" and which == "pretrained"):
+        return
+    if kind == "embedding" and which == "pretrained":
+        raise ModelError("no pretrained embedding can be had here: give a checkpoint or a hub id")
+    if kind == "segmentation" and str(which).endswith(".onnx"):
+        if not Path(which).is_file():
+            raise ModelError(f"model not found: {which}")
+        return
+    if not Path(which).expanduser().exists() and not _HUB_ID.match(which):
+        raise ModelError(f"model not found: {which} is neither a file, a directory nor a Hugging Face id")
+
+
 def load(kind: str, which: str = "fixture", token: str | None = None):
     """kind: "segmentation" or "embedding"; which: "fixture", a hub id, a local path, or
     (segmentation) "pretrained" (pyannote's float segmentation-3.0, rebuilt exactly from
     reference/pretrained/), its float ONNX, or its int8 ONNX export (rebuilt by dequantizing)."""
+    check_source(kind, which)
     if which == "fixture":
         return fixture_segmentation() if kind == "segmentation" else fixture_embedding()
     if kind == "segmentation" and which == "pretrained":
         return pretrained.segmentation_from_float()
     if kind == "segmentation" and str(which).endswith(".onnx"):
-        if not Path(which).is_file():
-            raise ModelError(f"model not found: {which}")
         if pretrained.is_int8_segmentation(which):
             return pretrained.segmentation_from_int8(which)
         if pretrained.is_float_segmentation(which):
             return pretrained.segmentation_from_float(which)
         raise ModelError(f"{which}: not a segmentation-3.0 ONNX (give a checkpoint, the float or the int8 export)")
-    if kind == "embedding" and which == "pretrained":
-        raise ModelError("no pretrained embedding can be had here: give a checkpoint or a hub id")
     return load_pretrained(which, token=token)
 
 

@@ -70,6 +70,7 @@ def test_run_folder_with_two_jobs_keeps_both_recordings(corpus, tmp_path):
     assert manifest["decoder"].startswith("soundfile")
 
 
+@pytest.mark.slow  # a Dask cluster and a full run: about 20 s
 def test_dask_local_cluster_runs_the_recordings_where_asked(corpus, tmp_path):
     distributed = pytest.importorskip("distributed")
     import verify

@@ -51,7 +51,8 @@ def test_port_decodes_as_torchcodec_does(encoded, suffix):
 
 
 def test_reference_names_torchcodec_and_dumps_pyannotes_own_decode(encoded, tmp_path, reference_pipeline):
-    """pyannote decodes the MP3 itself (preload): its decode is stage 01's in_waveform."""
+    """pyannote decodes the MP3 itself (preload): its decode is stage 01's in_waveform
+    (a 5 s stereo MP3: one pyannote run, one chunk)."""
     import warnings
 
     from port.dumps import DumpReader, DumpWriter
@@ -62,11 +63,14 @@ def test_reference_names_torchcodec_and_dumps_pyannotes_own_decode(encoded, tmp_
         pytest.skip("torchcodec cannot load FFmpeg here")
     from torchcodec.decoders import AudioDecoder
 
+    mp3 = tmp_path / "ami_stereo_5s.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(DATA / "ami_stereo_5s.wav"), str(mp3)], check=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with DumpWriter(tmp_path, "reference", "mp3") as writer:
-            result = reference_run.run(encoded["mp3"], reference_pipeline, hook=writer, max_speakers=1)
+            result = reference_run.run(mp3, reference_pipeline, hook=writer, max_speakers=1)
             writer.commit({"uri": result.uri})
     assert result.decoder == decoder and decoder.startswith("torchcodec")
     dumped = DumpReader(tmp_path / "reference" / "mp3").load("01-audio", "in_waveform")
-    np.testing.assert_array_equal(dumped, AudioDecoder(str(encoded["mp3"])).get_all_samples().data.numpy())
+    assert dumped.shape[0] == 2  # the channels as decoded, before pyannote's downmix
+    np.testing.assert_array_equal(dumped, AudioDecoder(str(mp3)).get_all_samples().data.numpy())
