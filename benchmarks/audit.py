@@ -5,7 +5,7 @@
     python benchmarks/audit.py --model embedding tests/data/sample.wav        # ResNet trunk and head
     python benchmarks/audit.py --segmentation pretrained --chunks 2 FILE --json audit.json
     python benchmarks/audit.py --onnx-dir models/<folder> FILE                # an existing export
-    python benchmarks/audit.py --exact-lstm FILE                              # LSTM as a float64 Scan
+    python benchmarks/audit.py --onnx-lstm FILE                               # ONNX Runtime's LSTM op (exporter v2)
 
 For each layer (torch submodule) it shows ONNX Runtime's float32 error and torch's
 float32 error, both against the same module in float64, their ratio (max and 99th
@@ -63,8 +63,9 @@ def main(argv=None) -> int:
     parser.add_argument("--segmentation", default="fixture", help="fixture, pretrained, or a checkpoint / ONNX path")
     parser.add_argument("--embedding", default="fixture")
     parser.add_argument("--onnx-dir", help="an export folder (default: export the models into models/, cached)")
-    parser.add_argument("--exact-lstm", action="store_true",
-                        help="export the segmentation LSTM as a float64 Scan (reference/export.py: exact_lstms)")
+    parser.add_argument("--onnx-lstm", action="store_true",
+                        help="export the segmentation LSTM as ONNX Runtime's LSTM op (exporter v2's graph) instead of "
+                             "the exact Scan (reference/export.py: exact_lstms)")
     parser.add_argument("--chunks", type=int, default=2, help="chunks per recording (float64 torch is slow)")
     parser.add_argument("--json", help="write the tables as JSON")
     args = parser.parse_args(argv)
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
             if not (folder / "segmentation.onnx").is_file():
                 raise ValueError(f"{folder}: no segmentation.onnx there")
         else:
-            folder = export.export(segmentation, embedding, exact_lstm=args.exact_lstm)["segmentation"].parent
+            folder = export.export(segmentation, embedding, exact_lstm=not args.onnx_lstm)["segmentation"].parent
         chunks = {path: _chunks(path, args.chunks) for path in paths}
     except (ValueError, OSError, AudioError, ModelError, export.ExportError) as error:
         print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)

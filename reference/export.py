@@ -33,7 +33,8 @@ from harness.compare import export_bounds
 from . import fbank_graph, models
 
 # 2: InstanceNormalization rewritten as float64 reductions (exact_instance_norms)
-EXPORTER_VERSION = 2
+# 3: the LSTM rewritten with float64 activations and cell (exact_lstms), by default
+EXPORTER_VERSION = 3
 OPSET = 17
 REPO = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO / "models"
@@ -122,30 +123,36 @@ def exact_instance_norms(proto) -> int:
 
 
 def exact_lstms(proto) -> int:
-    """Rewrite every LSTM node into standard ops that run the recurrence in float64.
+    """Rewrite every LSTM node into standard ops whose activations and cell state are float64.
 
     ONNX Runtime's CPU LSTM is float32 only ("LSTM operator does not support double
     yet") and its activations are MLAS approximations (tanh up to 3.3e-7 from exact
     where torch's is 3.1e-8; logistic 1.6e-7 vs 8.9e-8). An LSTM amplifies float32
     rounding at a few sensitive (frame, unit) points: on the fixture model and
-    ami_stereo_5s one output is 1.3e-4 from float64 under ONNX Runtime, 5.1e-5 under
-    torch, 1.8e-5 with a float64 recurrence on the same float32 input (README
-    "Precision audit"). Here, per LSTM node (ONNX semantics: gates i, o, f, c; default
-    activations, no peepholes, clip, input_forget or sequence_lens):
+    ami_stereo_5s one output is 1.3e-4 from float64 under ONNX Runtime and 5.1e-5 under
+    torch (README "Precision audit"). Measured there, what the recurrence amplifies is
+    the rounding of the activations and of the cell, not of the products: float32
+    products with float64 activations and cell are 1.8e-5 (0.36x torch), as exact as an
+    all-float64 recurrence, at two thirds of its cost, where float32 activations, even
+    ones as exact as torch's, stay over 2x. Here, per LSTM node (ONNX semantics: gates
+    i, o, f, c; default activations, no peepholes, clip, input_forget or sequence_lens):
 
-    * the input is cast to double and projected for all frames and both directions at
-      once: one MatMul by the stacked input weights plus (Wb + Rb);
+    * the input is projected for all frames and both directions by one float32 MatMul by
+      the stacked input weights plus (Wb + Rb);
     * the reverse direction's projections are reversed in time, and one `Scan` over
-      frames carries h and c of every direction, shape (directions, batch, hidden), in
-      double: MatMul by the recurrent weights, Add, Sigmoid (i, o, f), Tanh (c), Mul, Add;
-    * the reverse direction's outputs are put back in time order and Y (and Y_h, Y_c
-      where used) cast back to float32 under the original output names.
+      frames carries, per direction (directions, batch, hidden), h in float32 and c in
+      float64. Each step: the float32 MatMul by the recurrent weights, plus the
+      projection, cast to double; every gate through one double Tanh (sigmoid(z) =
+      (tanh(z / 2) + 1) / 2: ONNX Runtime's double Sigmoid is 2.4x its Tanh); the cell
+      and tanh(cell) in double; h cast to float32 (the LSTM's output is float32);
+    * the reverse direction's outputs are put back in time order.
 
-    Cast, MatMul, Add, Reshape, Transpose, Slice, Split, Concat, Scan, Sigmoid, Tanh,
-    Mul (opset 17). Nodes outside the supported configuration are left as they are.
-    Returns how many nodes were rewritten."""
+    Cast, MatMul, Add, Mul, Reshape, Transpose, Slice, Split, Concat, Scan, Tanh (opset
+    17). Nodes outside the supported configuration are left as they are. Returns how
+    many nodes were rewritten."""
     from onnx import TensorProto, helper, numpy_helper
 
+    F32, F64 = TensorProto.FLOAT, TensorProto.DOUBLE
     graph = proto.graph
     initializers = {init.name: init for init in graph.initializer}
     nodes, rewritten = [], 0
@@ -168,14 +175,15 @@ def exact_lstms(proto) -> int:
         scope = f"{node.name}/Exact"
         t = lambda name: f"{scope}/{name}_output_0"  # noqa: E731
         added = {
-            f"{scope}/W": np.concatenate([W[d].T for d in range(D)], axis=1),  # (I, D*4H)
-            f"{scope}/bias": np.concatenate([B[d, :H4] + B[d, H4:] for d in range(D)]),
+            f"{scope}/W": np.concatenate([W[d].T for d in range(D)], axis=1).astype(np.float32),  # (I, D*4H)
+            f"{scope}/bias": np.concatenate([B[d, :H4] + B[d, H4:] for d in range(D)]).astype(np.float32),
             f"{scope}/shape": np.array([0, 0, D, H4], dtype=np.int64),
             f"{scope}/start": np.array([-1], dtype=np.int64),
             f"{scope}/end": np.array([np.iinfo(np.int64).min], dtype=np.int64),
             f"{scope}/axis0": np.array([0], dtype=np.int64),
             f"{scope}/step": np.array([-1], dtype=np.int64),
-            f"{scope}/gates": np.array([3 * H, H], dtype=np.int64),
+            f"{scope}/D": np.array([D], dtype=np.int64),
+            f"{scope}/H": np.array([H], dtype=np.int64),
         }
         for name, value in added.items():
             graph.initializer.append(numpy_helper.from_array(value, name))
@@ -198,56 +206,59 @@ def exact_lstms(proto) -> int:
             ]
 
         new = [
-            helper.make_node("Cast", [x], [t("Cast")], name=f"{scope}/Cast", to=TensorProto.DOUBLE),
-            helper.make_node("MatMul", [t("Cast"), f"{scope}/W"], [t("Project")], name=f"{scope}/Project"),
+            helper.make_node("MatMul", [x, f"{scope}/W"], [t("Project")], name=f"{scope}/Project"),
             helper.make_node("Add", [t("Project"), f"{scope}/bias"], [t("Bias")], name=f"{scope}/Bias"),
             helper.make_node("Reshape", [t("Bias"), f"{scope}/shape"], [t("Directions")], name=f"{scope}/Directions"),
             helper.make_node("Transpose", [t("Directions")], [t("Inputs")], name=f"{scope}/Inputs", perm=[0, 2, 1, 3]),
             *in_time_order(t("Inputs"), "ScanInputs", t("ScanInputs")),
         ]
-        for name, given in (("h0", h0), ("c0", c0)):
+        for name, given, kind in (("h0", h0, F32), ("c0", c0, F64)):
             if given:
-                new.append(helper.make_node("Cast", [given], [t(name)], name=f"{scope}/{name}", to=TensorProto.DOUBLE))
+                new.append(helper.make_node("Cast", [given], [t(name)], name=f"{scope}/{name}", to=kind))
             else:  # zeros (D, batch, H)
                 new += [
                     helper.make_node("Shape", [x], [t(f"{name}Batch")], name=f"{scope}/{name}Batch", start=1, end=2),
-                    helper.make_node("Concat", [f"{scope}/{name}D", t(f"{name}Batch"), f"{scope}/{name}H"],
+                    helper.make_node("Concat", [f"{scope}/D", t(f"{name}Batch"), f"{scope}/H"],
                                      [t(f"{name}Shape")], name=f"{scope}/{name}Shape", axis=0),
                     helper.make_node("ConstantOfShape", [t(f"{name}Shape")], [t(name)], name=f"{scope}/{name}",
-                                     value=numpy_helper.from_array(np.zeros(1, np.float64))),
+                                     value=numpy_helper.from_array(np.zeros(1, helper.tensor_dtype_to_np_dtype(kind)))),
                 ]
-                graph.initializer.extend([numpy_helper.from_array(np.array([D], np.int64), f"{scope}/{name}D"),
-                                          numpy_helper.from_array(np.array([H], np.int64), f"{scope}/{name}H")])
         s = lambda name: f"{scope}/Step/{name}_output_0"  # noqa: E731
-        double = lambda name: helper.make_tensor_value_info(name, TensorProto.DOUBLE, None)  # noqa: E731
+        step = lambda op, ins, out, **kw: helper.make_node(op, ins, [out], name=f"{scope}/Step/{out.split('/')[-1]}", **kw)  # noqa: E731
+        half = np.concatenate([np.full(3 * H, 0.5), np.ones(H)])  # sigmoid for i, o, f; tanh for c
         body = helper.make_graph(
             [
-                helper.make_node("MatMul", ["h", "R"], [s("Recurrent")], name=f"{scope}/Step/Recurrent"),
-                helper.make_node("Add", ["x", s("Recurrent")], [s("Gates")], name=f"{scope}/Step/Gates"),
-                helper.make_node("Split", [s("Gates"), "gates"], [s("IOF"), s("G")], name=f"{scope}/Step/Split", axis=2),
-                helper.make_node("Sigmoid", [s("IOF")], [s("Sigmoid")], name=f"{scope}/Step/Sigmoid"),
-                helper.make_node("Tanh", [s("G")], [s("Tanh")], name=f"{scope}/Step/Tanh"),
-                helper.make_node("Split", [s("Sigmoid")], [s("I"), s("O"), s("F")], name=f"{scope}/Step/IOF", axis=2),
-                helper.make_node("Mul", [s("F"), "c"], [s("Keep")], name=f"{scope}/Step/Keep"),
-                helper.make_node("Mul", [s("I"), s("Tanh")], [s("Write")], name=f"{scope}/Step/Write"),
-                helper.make_node("Add", [s("Keep"), s("Write")], ["c_next"], name=f"{scope}/Step/Cell"),
-                helper.make_node("Tanh", ["c_next"], [s("CellTanh")], name=f"{scope}/Step/CellTanh"),
-                helper.make_node("Mul", [s("O"), s("CellTanh")], ["h_next"], name=f"{scope}/Step/Hidden"),
-                helper.make_node("Identity", ["h_next"], ["y"], name=f"{scope}/Step/Output"),
+                step("MatMul", ["h", "R"], s("Recurrent")),
+                step("Add", ["x", s("Recurrent")], s("Gates")),
+                step("Cast", [s("Gates")], s("Gates64"), to=F64),
+                step("Mul", [s("Gates64"), "scale"], s("Scaled")),
+                step("Tanh", [s("Scaled")], s("Tanh")),
+                step("Mul", [s("Tanh"), "scale"], s("Half")),
+                step("Add", [s("Half"), "offset"], s("Activated")),
+                helper.make_node("Split", [s("Activated"), "gates"], [s("I"), s("O"), s("F"), s("G")],
+                                 name=f"{scope}/Step/Split", axis=2),
+                step("Mul", [s("F"), "c"], s("Keep")),
+                step("Mul", [s("I"), s("G")], s("Write")),
+                step("Add", [s("Keep"), s("Write")], "c_next"),
+                step("Tanh", ["c_next"], s("CellTanh")),
+                step("Mul", [s("O"), s("CellTanh")], s("Hidden")),
+                step("Cast", [s("Hidden")], "h_next", to=F32),
+                step("Identity", ["h_next"], "y"),
             ],
             f"{scope.strip('/').replace('/', '_')}_step",
-            [double("h"), double("c"), double("x")],
-            [double("h_next"), double("c_next"), double("y")],
-            [numpy_helper.from_array(np.stack([R[d].T for d in range(D)]), "R"),  # (D, H, 4H)
-             numpy_helper.from_array(added[f"{scope}/gates"], "gates")],
+            [helper.make_tensor_value_info(n, k, None) for n, k in (("h", F32), ("c", F64), ("x", F32))],
+            [helper.make_tensor_value_info(n, k, None) for n, k in (("h_next", F32), ("c_next", F64), ("y", F32))],
+            [numpy_helper.from_array(np.stack([R[d].T for d in range(D)]).astype(np.float32), "R"),  # (D, H, 4H)
+             numpy_helper.from_array(np.array([H] * 4, np.int64), "gates"),
+             numpy_helper.from_array(half, "scale"),
+             numpy_helper.from_array(np.concatenate([np.full(3 * H, 0.5), np.zeros(H)]), "offset")],
         )
         new.append(helper.make_node("Scan", [t("h0"), t("c0"), t("ScanInputs")], [t("hT"), t("cT"), t("Scan")],
                                     name=f"{scope}/Scan", num_scan_inputs=1, body=body))
-        new += in_time_order(t("Scan"), "Outputs", t("Outputs"))
-        new.append(helper.make_node("Cast", [t("Outputs")], [node.output[0]], name=f"{scope}/CastBack", to=TensorProto.FLOAT))
+        new += in_time_order(t("Scan"), "Outputs", node.output[0])
         for state, out in zip(("hT", "cT"), node.output[1:3]):
             if out:
-                new.append(helper.make_node("Cast", [t(state)], [out], name=f"{scope}/{state}CastBack", to=TensorProto.FLOAT))
+                new.append(helper.make_node("Cast", [t(state)], [out], name=f"{scope}/{state}Out", to=F32))
         nodes += new
     _replace_nodes(graph, nodes)
     return rewritten
@@ -315,6 +326,10 @@ def _export_checked(
     the export when max |ONNX - expected| / scale exceeds `bound`."""
     tmp = path.with_name(path.name + ".tmp")
     names = list(inputs)
+    # torch.onnx.export restores the module's training flag afterwards, recursively: a
+    # wrapper left in its default training mode would put the wrapped model's BatchNorms
+    # into training mode for whoever uses the model next in this process
+    module.eval()
     with torch.no_grad():
         torch.onnx.export(
             module,
@@ -345,13 +360,13 @@ def _segmentation_rewrite(exact_lstm: bool):
     return rewrite
 
 
-def export_segmentation(model, path: Path, exact_lstm: bool = False) -> Path:
-    """`exact_lstm`: the LSTM as a float64 Scan (`exact_lstms`): as exact as torch at the
-    LSTM (ONNX Runtime's kernel is not on some inputs), but about 3.5x the segmentation
-    model's time on CPU (README "Precision audit"), so off by default."""
+def export_segmentation(model, path: Path, exact_lstm: bool = True) -> Path:
+    """`exact_lstm` (the default): the LSTM as a Scan with float64 activations and cell
+    (`exact_lstms`), as exact as torch at every layer; False keeps ONNX Runtime's LSTM
+    op, 2.6x torch's error at the LSTM on ami_stereo_5s but about half the segmentation
+    model's CPU time (README "Precision audit")."""
     meta = segmentation_metadata(model)
-    if exact_lstm:
-        meta["exact_lstm"] = True
+    meta["exact_lstm"] = bool(exact_lstm)
     chunks = _check_chunks(meta["num_samples"], meta["sample_rate"])
     model.eval()
     with torch.no_grad():
@@ -455,13 +470,13 @@ def export_embedding(model, folder: Path, num_samples: int, num_frames: int, num
 
 
 def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False,
-           exact_lstm: bool = False) -> dict[str, Path]:
-    """Export both models into ``out/<sha12 of both>-v<exporter>[-xlstm]/``, reusing an
+           exact_lstm: bool = True) -> dict[str, Path]:
+    """Export both models into ``out/<sha12 of both>-v<exporter>[-onnxlstm]/``, reusing an
     earlier export of the same weights; returns {"segmentation": path, "embedding": ..., ...}.
-    `exact_lstm`: see `export_segmentation` (its own folder, ``-xlstm``)."""
+    `exact_lstm`: see `export_segmentation` (False: its own folder, ``-onnxlstm``)."""
     seg_sha = models.checksum(segmentation)
     emb_sha = models.checksum(embedding)
-    folder = Path(out) / f"{seg_sha[:12]}-{emb_sha[:12]}-v{EXPORTER_VERSION}{'-xlstm' if exact_lstm else ''}"
+    folder = Path(out) / f"{seg_sha[:12]}-{emb_sha[:12]}-v{EXPORTER_VERSION}{'' if exact_lstm else '-onnxlstm'}"
     names = ["segmentation", "embedding", "embedding-trunk", "embedding-head"]
     paths = {name: folder / f"{name}.onnx" for name in names}
     if not force and all(p.is_file() for p in paths.values()):

@@ -45,12 +45,12 @@ def onnx_folder(torch_models) -> Path:
 
 
 @pytest.fixture(scope="session")
-def exact_lstm_segmentation(torch_models, tmp_path_factory) -> Path:
-    """segmentation.onnx exported with the LSTM as a float64 Scan (opt-in, not cached)."""
+def onnx_lstm_segmentation(torch_models, tmp_path_factory) -> Path:
+    """segmentation.onnx with ONNX Runtime's LSTM op (exporter v2's graph; not cached)."""
     from reference import export
 
-    return export.export_segmentation(torch_models[0], tmp_path_factory.mktemp("xlstm") / "segmentation.onnx",
-                                      exact_lstm=True)
+    return export.export_segmentation(torch_models[0], tmp_path_factory.mktemp("onnxlstm") / "segmentation.onnx",
+                                      exact_lstm=False)
 
 
 @pytest.fixture(scope="session")

@@ -43,24 +43,37 @@ def test_segmentation_onnx_matches_torch(torch_models, onnx_folder, recording):
     assert np.max(np.abs(got - expected)) <= export_bounds()["segmentation_atol"]
 
 
-def test_exact_lstm_segmentation_is_standard_ops_and_matches_torch(torch_models, exact_lstm_segmentation):
-    """exact_lstms: no LSTM node left, one Scan per layer, standard opset only, the export gate holds."""
+def test_default_segmentation_has_the_exact_lstm_in_standard_ops(torch_models, onnx_folder, onnx_lstm_segmentation):
+    """exact_lstms (the default export): no LSTM node left, one Scan per layer whose
+    activations and cell are float64, standard opset only, the export gate holds; with
+    exact_lstm=False the LSTM op stays and the metadata says so."""
     import json
 
     import onnx
     import torch
+    from onnx import TensorProto
 
-    proto = onnx.load(str(exact_lstm_segmentation))
+    proto = onnx.load(str(onnx_folder / "segmentation.onnx"))
     ops = [node.op_type for node in proto.graph.node]
     assert "LSTM" not in ops and ops.count("Scan") == torch_models[0].lstm.num_layers
     assert {opset.domain for opset in proto.opset_import} <= {"", "ai.onnx"}
+    for scan in (node for node in proto.graph.node if node.op_type == "Scan"):
+        body = next(a.g for a in scan.attribute if a.name == "body")
+        tanh_inputs = {n.input[0] for n in body.node if n.op_type == "Tanh"}
+        casts = {n.output[0]: n for n in body.node if n.op_type == "Cast"}
+        assert len(tanh_inputs) == 2 and any(c.attribute[0].i == TensorProto.DOUBLE for c in casts.values())
+        assert {i.name: i.type.tensor_type.elem_type for i in body.input}["c"] == TensorProto.DOUBLE
     meta = json.loads(next(e.value for e in proto.metadata_props if e.key == "pyannote_port"))
     assert meta["exact_lstm"] is True
     chunks = _chunks(RECORDINGS[sorted(RECORDINGS)[0]])[:2]
     with torch.inference_mode():
         expected = torch_models[0](torch.from_numpy(chunks)).numpy()
-    got = runtime.session(exact_lstm_segmentation, device="cpu").run(None, {"waveform": chunks})[0]
-    assert np.max(np.abs(got - expected)) <= export_bounds()["segmentation_atol"]
+    for path in (onnx_folder / "segmentation.onnx", onnx_lstm_segmentation):
+        got = runtime.session(path, device="cpu").run(None, {"waveform": chunks})[0]
+        assert np.max(np.abs(got - expected)) <= export_bounds()["segmentation_atol"], path
+    plain = onnx.load(str(onnx_lstm_segmentation))
+    assert [n.op_type for n in plain.graph.node].count("LSTM") == torch_models[0].lstm.num_layers
+    assert json.loads(next(e.value for e in plain.metadata_props if e.key == "pyannote_port"))["exact_lstm"] is False
 
 
 @pytest.mark.parametrize("recording", EXPORT_RECORDINGS)
