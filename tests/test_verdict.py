@@ -264,3 +264,84 @@ def test_shifted_embedding_is_located(clean, tmp_path):
     row = next(r for r in result["stages_flat"] if r["stage"] == "08-embeddings")
     assert code == 1 and not row["passed"] and row["over"] == values.shape[-1]
     assert row["where"]["chunk"] == 5 and row["where"]["speaker"] == 1 and row["where"]["time"] == 5.0
+
+
+class _Dump:
+    """A reference dump in memory: what reference/noise.py reads of one."""
+
+    def __init__(self, arrays: dict, manifest: dict | None = None):
+        self.arrays, self.manifest = arrays, manifest or {}
+
+    def has(self, stage, name):
+        return (stage, name) in self.arrays
+
+    def load(self, stage, name):
+        return self.arrays[(stage, name)]
+
+
+def test_plda_chain_noise_reaches_the_rows_the_measured_chunks_missed():
+    """12-plda's chain noise: pyannote's PLDA amplifies an embedding near its training
+    mean far more than the others. A port whose float32 error there is as large as
+    pyannote's measured ones fails a yardstick made of the measured rows alone (AMI trn03,
+    3.4x) and passes once those errors are carried to every row; an error 100x pyannote's
+    still fails."""
+    from harness.compare import compare_values
+    from reference import noise
+    from reference.run import community1_plda
+
+    plda = community1_plda(None)
+    rng = np.random.default_rng(0)
+    mean = _plda_mean(plda)
+    kept = mean + rng.standard_normal((12, 256))
+    kept[7] = mean + 0.05 * rng.standard_normal(256)  # near the mean: the PLDA's high-gain row
+    rows = [0, 1, 2, 3]  # the measured chunks' rows (row 7 not among them)
+    error = 3e-5 * rng.standard_normal((len(rows), 256))  # pyannote's float32 errors there
+    reference = _Dump({("09-filter", "out_embeddings"): kept.astype(np.float32).astype(np.float64)})
+    kept = reference.load("09-filter", "out_embeddings")
+    exact = kept[rows] - error
+    measured = {}
+
+    def put(stage, mode, name, ref, truth, chunked=False):
+        measured[name] = noise._stats(ref, truth, chunked, 99.0)
+
+    noise._plda_chain(reference, rows, exact, put, carried=0)  # the measured rows alone
+    alone = dict(measured)
+    noise._plda_chain(reference, rows, exact, put)
+    assert measured["out_xvec"]["max"] > 3 * alone["out_xvec"]["max"]
+
+    xvec = plda._xvec_tf(kept)
+    port = kept.copy()
+    port[7] -= error[0]  # the port's error at row 7: as large as pyannote's worst measured one
+    drifted = plda._xvec_tf(port)
+    assert not compare_values("12-plda", "out_xvec", xvec, drifted, chain=True, noise=alone["out_xvec"]).passed
+    assert compare_values("12-plda", "out_xvec", xvec, drifted, chain=True, noise=measured["out_xvec"]).passed
+    port[7] = kept[7] - 100 * error[0]
+    assert not compare_values("12-plda", "out_xvec", xvec, plda._xvec_tf(port), chain=True,
+                              noise=measured["out_xvec"]).passed
+
+
+def _plda_mean(plda) -> np.ndarray:
+    """The embedding the PLDA centres on (pyannote's vbx_setup: xvec_tf subtracts mean1)."""
+    import inspect
+
+    closure = inspect.getclosurevars(plda._xvec_tf).nonlocals
+    return np.asarray(closure["mean1"])
+
+
+def test_noise_chunks_include_12_plda_s_worst():
+    """The chunks the noise is measured on include the one 12-plda's rows drift most in,
+    beside each chunked stage's worst."""
+    from reference import noise
+
+    chunks, speakers = 30, 2
+    reference = {("03-segmentation", "out_log_probs"): np.zeros((chunks, 4, 7), np.float32),
+                 ("09-filter", "out_chunk_idx"): np.repeat(np.arange(chunks), speakers),
+                 ("12-plda", "out_fea"): np.zeros((chunks * speakers, 8)),
+                 ("12-plda", "out_xvec"): np.zeros((chunks * speakers, 8))}
+    candidate = {k: v.copy() for k, v in reference.items()}
+    candidate[("03-segmentation", "out_log_probs")][5] += 1e-5
+    candidate[("12-plda", "out_xvec")][2 * 17 + 1] += 1e-5  # a row of chunk 17
+    worst, stages = noise._worst_chunks(_Dump(reference), _Dump(candidate), 4)
+    assert stages == 2 and set(worst[:2]) == {5, 17}
+    chosen = noise.choose_chunks(chunks, 8, worst, stages)
+    assert {5, 17} <= set(chosen) and len(chosen) <= 8
