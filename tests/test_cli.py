@@ -89,3 +89,23 @@ def test_compare_reads_text_dumps_and_fails_at_the_first_drifting_stage(dumps, t
     manifest = candidate / "manifest.json"
     manifest.write_text(manifest.read_text().replace(made["reference"].parent.name, "x").replace('"audio_sha256": "', '"audio_sha256": "0'))
     assert "stale dump" in _one_line_error(verify("compare", made["reference"], candidate))
+
+
+@pytest.mark.parametrize("argv, exact", [(["export"], True), (["export", "--onnx-lstm"], False),
+                                         (["run", "--onnx-lstm"], False)])
+def test_onnx_lstm_option_selects_the_export(monkeypatch, argv, exact):
+    """`--onnx-lstm` (run and export) asks the exporter for v2's graph (ONNX Runtime's LSTM
+    op); without it the exact LSTM, exporter v3's default."""
+    import verify as cli
+    from reference import export
+
+    asked = {}
+
+    def fake_export(segmentation, embedding, out, exact_lstm=True):
+        asked["exact_lstm"] = exact_lstm
+        return {"segmentation": Path(out) / "x" / "segmentation.onnx"}
+
+    monkeypatch.setattr(export, "export", fake_export)
+    args = cli.parser().parse_args(argv)
+    cli.export_models(args, None, None)
+    assert asked == {"exact_lstm": exact}
