@@ -127,6 +127,19 @@ def _is_discrete(config: dict, name: str) -> bool:
     return bool(config.get("discrete")) or any(name.endswith(n) for n in config.get("discrete_names", []))
 
 
+def align_column_signs(a: np.ndarray, b: np.ndarray) -> int:
+    """Flip, in place, the columns of `b` whose sign disagrees with `a`'s (each column an
+    eigenvector's coordinate, defined up to its sign: `column_signs`); how many flipped."""
+    flips = np.nansum(np.nan_to_num(a) * np.nan_to_num(b), axis=0) < 0
+    b[:, flips] *= -1.0
+    return int(flips.sum())
+
+
+def column_signs(stage: str, name: str) -> bool:
+    """Whether the verdict compares `stage`/`name` up to each column's sign."""
+    return bool(_config(stage, name).get("column_signs"))
+
+
 def _config(stage: str, name: str) -> dict:
     """The stage's settings, with per-name overrides applied (a key matches the
     names ending with it, so ``in_Z`` covers ``call0_in_Z``, ``call1_in_Z``, ...)."""
@@ -246,13 +259,9 @@ def compare_values(stage: str, name: str, reference, candidate, chain: bool = Fa
 
     flipped_note, flipped = "", 0
     if config.get("column_signs") and a.ndim == 2 and a.shape[1] > 0:
-        # each column is an eigenvector's coordinate: defined up to its sign
-        agree = np.nansum(np.nan_to_num(a) * np.nan_to_num(b), axis=0)
-        flips = agree < 0
-        b[:, flips] *= -1.0
-        flipped = int(flips.sum())
-        if flips.any():
-            flipped_note = f"{int(flips.sum())} of {a.shape[1]} columns sign-flipped (aligned before comparing)"
+        flipped = align_column_signs(a, b)
+        if flipped:
+            flipped_note = f"{flipped} of {a.shape[1]} columns sign-flipped (aligned before comparing)"
 
     columns = config.get("discrete_columns")
     exact = np.zeros(a.shape, dtype=bool)

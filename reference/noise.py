@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.compare import NOISE_FILE, noise_rule
+from harness.compare import NOISE_FILE, align_column_signs, column_signs, noise_rule
 from port.dumps import DumpError, DumpReader
 
 from . import models as reference_models
@@ -60,8 +60,8 @@ def _stats(reference: np.ndarray, exact: np.ndarray, chunked: bool, q: float) ->
 
 
 def _plda_drift_per_chunk(reference: DumpReader, candidate: DumpReader, num_chunks: int) -> list[np.ndarray]:
-    """12-plda's drift (rows are kept embeddings) as each chunk's max, per name; out_fea's
-    columns compared up to their signs, as the verdict compares them."""
+    """12-plda's drift (rows are kept embeddings) as each chunk's max, per name; columns
+    compared up to their signs where the verdict compares them so (out_fea)."""
     if not (reference.has("09-filter", "out_chunk_idx") and reference.has("12-plda", "out_fea")):
         return []
     chunk_idx = np.asarray(reference.load("09-filter", "out_chunk_idx")).astype(int)
@@ -72,8 +72,8 @@ def _plda_drift_per_chunk(reference: DumpReader, candidate: DumpReader, num_chun
         a, b = np.asarray(reference.load("12-plda", name), np.float64), np.asarray(candidate.load("12-plda", name), np.float64)
         if a.shape != b.shape or a.ndim != 2 or len(a) != len(chunk_idx) or not a.size:
             continue
-        if name == "out_fea":
-            b = b * np.where(np.sum(a * b, axis=0) < 0, -1.0, 1.0)
+        if column_signs("12-plda", name):
+            align_column_signs(a, b)
         per_row = np.nan_to_num(np.abs(a - b), nan=np.inf).max(axis=1)
         per_chunk = np.zeros(num_chunks)
         np.maximum.at(per_chunk, chunk_idx, per_row)
