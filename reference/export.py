@@ -225,7 +225,9 @@ def exact_lstms(proto) -> int:
                 ]
         s = lambda name: f"{scope}/Step/{name}_output_0"  # noqa: E731
         step = lambda op, ins, out, **kw: helper.make_node(op, ins, [out], name=f"{scope}/Step/{out.split('/')[-1]}", **kw)  # noqa: E731
-        half = np.concatenate([np.full(3 * H, 0.5), np.ones(H)])  # sigmoid for i, o, f; tanh for c
+        # sigmoid(z) = tanh(z / 2) / 2 + 1 / 2 for i, o, f; tanh(z) for c
+        scale = np.concatenate([np.full(3 * H, 0.5), np.ones(H)])
+        offset = np.concatenate([np.full(3 * H, 0.5), np.zeros(H)])
         body = helper.make_graph(
             [
                 step("MatMul", ["h", "R"], s("Recurrent")),
@@ -250,8 +252,8 @@ def exact_lstms(proto) -> int:
             [helper.make_tensor_value_info(n, k, None) for n, k in (("h_next", F32), ("c_next", F64), ("y", F32))],
             [numpy_helper.from_array(np.stack([R[d].T for d in range(D)]).astype(np.float32), "R"),  # (D, H, 4H)
              numpy_helper.from_array(np.array([H] * 4, np.int64), "gates"),
-             numpy_helper.from_array(half, "scale"),
-             numpy_helper.from_array(np.concatenate([np.full(3 * H, 0.5), np.zeros(H)]), "offset")],
+             numpy_helper.from_array(scale, "scale"),
+             numpy_helper.from_array(offset, "offset")],
         )
         new.append(helper.make_node("Scan", [t("h0"), t("c0"), t("ScanInputs")], [t("hT"), t("cT"), t("Scan")],
                                     name=f"{scope}/Scan", num_scan_inputs=1, body=body))
