@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -142,9 +142,11 @@ def set_num_speakers(num_speakers=None, min_speakers=None, max_speakers=None):
 RELEASE_FROM = 600
 
 
-def releases_arenas(stop: int, total: int) -> bool:
-    """Whether the batch ending at chunk `stop` (of `total`) is a long recording's last."""
-    return total >= RELEASE_FROM and stop >= total
+def releases_arenas(stop: int, total: int, span: int = 0) -> bool:
+    """Whether the batch ending at chunk `stop` (of `total`) is among a long recording's
+    last: those ending in its last `span` chunks (with several workers the last batches
+    run side by side, and the one that ends last must hand back what the others used)."""
+    return total >= RELEASE_FROM and stop >= total - span
 
 
 class Pipeline:
@@ -157,11 +159,15 @@ class Pipeline:
         parameters: Parameters | None = None,
         workers: int = 1,
         plda: PLDA | None = None,
+        precision: str = "exact",
+        choice: dict | None = None,
     ):
         self.segmentation = segmentation_model
         self.embedding = embedding_model
         self.parameters = parameters or Parameters()
         self.workers = workers
+        self.precision = runtime.check_precision(precision)
+        self.choice = choice or {}  # the fast mode: how its trunk was chosen (runtime.fast_trunk)
         if plda is None and self.parameters.pipeline == "community-1":
             plda = load_plda()
         self.plda = plda
@@ -178,6 +184,7 @@ class Pipeline:
         workers: int | None = None,
         plda: str | Path | None = None,
         fbank: str = "auto",
+        precision: str = "exact",
     ):
         """Load `segmentation.onnx` and the embedding graphs from one export folder.
 
@@ -193,8 +200,11 @@ class Pipeline:
         `plda` (a folder with xvec_transform.npz and plda.npz), else the export's own
         `plda/`, else the repository's `reference/pretrained/plda`. `fbank`: "numpy", "graph"
         (`fbank.onnx`, with the trunk/head split the crops' fbank and trunk features stay
-        on the device) or "auto" (the graph on CUDA, numpy on a CPU; port/device_fbank.py)."""
+        on the device) or "auto" (the graph on CUDA, numpy on a CPU; port/device_fbank.py).
+        `precision`: "exact" (the export's graphs) or "fast" (`runtime.fast_graphs`: ONNX
+        Runtime's LSTM op, and the trunk formulation this machine runs fastest)."""
         folder = Path(folder)
+        precision = runtime.check_precision(precision)
         gpu = runtime.resolve(device)[0] == "cuda"
         segmentation_batch = segmentation_batch or (32 if gpu else 16)
         embedding_batch = embedding_batch or (32 if gpu else 4)
@@ -203,12 +213,22 @@ class Pipeline:
         parameters = parameters or Parameters()
         if parameters.pipeline == "community-1":
             plda = load_plda(plda or (folder / "plda" if (folder / "plda").is_dir() else None))
+        graphs = {"segmentation": folder / "segmentation.onnx", "trunk": None, "tf32": False, "choice": None}
+        if precision == "fast":
+            if not split:
+                raise ValueError("the fast mode runs the trunk/head split (split=True)")
+            head = runtime.metadata(runtime.session(folder / "embedding-head.onnx", device="cpu", threads=1))
+            graphs = runtime.fast_graphs(folder, device, threads, [head["fbank_frames"], head["fbank"]["num_mel_bins"]])
         return cls(
-            Segmentation(folder / "segmentation.onnx", device=device, batch_size=segmentation_batch, threads=threads),
-            Embedding(folder, device=device, batch_size=embedding_batch, split=split, threads=threads, fbank=fbank),
+            Segmentation(graphs["segmentation"], device=device, batch_size=segmentation_batch, threads=threads,
+                         tf32=graphs["tf32"]),
+            Embedding(folder, device=device, batch_size=embedding_batch, split=split, threads=threads, fbank=fbank,
+                      trunk=graphs["trunk"], tf32=graphs["tf32"]),
             parameters,
             workers=workers,
             plda=plda if isinstance(plda, PLDA) else None,
+            precision=precision,
+            choice=graphs["choice"],
         )
 
     @property
@@ -219,6 +239,22 @@ class Pipeline:
     @property
     def providers(self) -> dict[str, str]:
         return {"segmentation": self.segmentation.provider, "embedding": self.embedding.provider}
+
+    @property
+    def formulations(self) -> dict[str, str]:
+        """The formulation each model runs: {"segmentation": "exact-lstm" | "lstm-op",
+        "embedding-trunk": "float32" | "int8-static" | ..., "embedding-head": "float32"}."""
+        return {"segmentation": self.segmentation.formulation, **self.embedding.formulations}
+
+    def describe_precision(self) -> str:
+        """The mode and its formulations in words, for the one line the CLIs print."""
+        text = f"precision {self.precision}: " + ", ".join(f"{k} {v}" for k, v in self.formulations.items())
+        timings = self.choice.get("ms_per_chunk")
+        if timings:
+            text += " (trunk: fastest measured here, ms per chunk " + ", ".join(f"{k} {v:g}" for k, v in timings.items()) + ")"
+        elif self.choice.get("chosen_by"):
+            text += f" (trunk: {self.choice['chosen_by']})"
+        return text
 
     @property
     def chunks(self) -> SlidingWindow:
@@ -255,33 +291,19 @@ class Pipeline:
         waveform: np.ndarray,
         hook: Hook | None = None,
         progress: Progress | None = None,
-        then: Callable[[np.ndarray], None] | None = None,
+        embedder: "Embedder | None" = None,
     ) -> np.ndarray:
         """02-04: sliding chunks, model, powerset -> multilabel; (chunks, frames, speakers).
 
-        `then(multilabel)` is handed each batch as soon as it is decoded."""
-        window_size, step_size = segmentation.window_sizes(
-            self.segmentation.sample_rate, self.segmentation.duration, self.chunks.step
-        )
-        total = self.num_chunks(waveform)
-        kept: dict[str, list[np.ndarray]] = {"chunks": [], "log_probs": []}
-        multilabel = []
-        done = 0
-        for batch in segmentation.iter_chunks(waveform, window_size, step_size, self.segmentation.batch_size):
-            log_probs = self.segmentation(batch, last=releases_arenas(done + len(batch), total))
-            multilabel.append(self.segmentation.to_multilabel(log_probs))
-            if then:
-                then(multilabel[-1])
-            if hook:
-                kept["chunks"].append(batch)
-                kept["log_probs"].append(log_probs)
-            done += len(batch)
-            if progress:
-                progress("segmentation", done, total)
-        multilabel = np.concatenate(multilabel, axis=0)
+        Run by the `embedder`'s workers and this thread, beside the embeddings of the
+        chunks already segmented (without one: segmentation alone)."""
+        if embedder is None:
+            with self.embedder(None, 0, self.num_chunks(waveform), keep=hook is not None) as embedder:
+                return self.segment(waveform, hook, progress, embedder)
+        multilabel, chunks, log_probs = embedder.segment(waveform, progress)
         if hook:
-            hook("02-chunks", "out_chunks", np.concatenate(kept["chunks"]))
-            hook("03-segmentation", "out_log_probs", np.concatenate(kept["log_probs"]))
+            hook("02-chunks", "out_chunks", np.concatenate(chunks))
+            hook("03-segmentation", "out_log_probs", np.concatenate(log_probs))
             hook("04-multilabel", "out_multilabel", multilabel)
         return multilabel
 
@@ -306,8 +328,8 @@ class Pipeline:
     ) -> np.ndarray:
         """06-08: per-chunk crops, fbank, masks, embeddings; (chunks, speakers, dim).
 
-        With an `embedder` fed by `segment`, chunks already embedded in the
-        background are not run again."""
+        With the `embedder` that ran `segment`, chunks already embedded meanwhile are
+        not run again."""
         if embedder is None:
             embedder = self.embedder(native, sample_rate, len(binarized), keep=hook is not None)
             embedder.add(binarized)
@@ -370,7 +392,7 @@ class Pipeline:
         lap("audio")
         embedder = self.embedder(native, sample_rate, self.num_chunks(waveform), keep=hook is not None)
         with runtime.models_own_the_cores(), embedder:
-            binarized = self.segment(waveform, hook, progress, then=embedder.add)  # embedding starts meanwhile
+            binarized = self.segment(waveform, hook, progress, embedder)  # embedding starts meanwhile
             lap("segmentation")
             count, count_frames = self.count(binarized, hook)
             lap("count")
@@ -381,6 +403,8 @@ class Pipeline:
 
             embeddings = self.embed(native, sample_rate, binarized, hook, progress, embedder)
         del native, waveform
+        if len(binarized) >= RELEASE_FROM:  # a long recording: what the audio and batches used goes back too
+            runtime.trim_heap()
         lap("embeddings")
         return self.diarize(uri, binarized, count, count_frames, embeddings, (num_speakers, min_speakers, max_speakers),
                             hook, lap, seconds)
@@ -462,72 +486,155 @@ class Pipeline:
 
 
 class Embedder:
-    """Stages 06-08 (`get_embeddings`) chunk batch by chunk batch, overlapped with
-    segmentation: a batch of `Embedding.batch_size` consecutive chunks is crop,
-    fbank, masks, trunk and head as soon as its segmentation is known (masks are
-    per chunk; the trunk needs none), by background workers and, in `finish`, the
-    calling thread. Batches are the same whoever runs them, so results are too.
+    """Stages 02-08 scheduled on `workers` threads (this one included, in `segment` and
+    `finish`), so that neither core waits.
+
+    Segmentation comes first: `segmentation.iter_chunks`' batches (as pyannote's
+    `Inference.slide` makes them), each split into pieces of at least 2 chunks, one
+    piece per worker (with 1 worker, whole batches). ONNX Runtime's output for a chunk
+    is the same in any batch of 2 or more chunks (a batch of one takes another GEMM
+    path, so a batch of one stays one), so the pieces give the batches' results bit for
+    bit (tests/test_speed.py). Beside them, a batch of `Embedding.batch_size`
+    consecutive chunks is crop, fbank, masks, trunk and head as soon as its
+    segmentation is known (masks are per chunk; the trunk needs none). Batches are the
+    same whoever runs them, so results are too.
 
     Chunks where nobody is active get the head's zero-mask embedding without
     touching their audio (with the trunk/head split); with `keep` (dumps) every
     chunk's crop and fbank are computed and kept."""
 
-    def __init__(self, pipeline: Pipeline, native: np.ndarray, sample_rate: int, num_chunks: int,
+    def __init__(self, pipeline: Pipeline, native: np.ndarray | None, sample_rate: int, num_chunks: int,
                  keep: bool = False, workers: int = 1):
         self.pipeline, self.native, self.sample_rate = pipeline, native, sample_rate
         self.num_chunks, self.keep = num_chunks, keep
+        self.workers = max(workers, 1)
         self.batch = pipeline.embedding.batch_size
-        self.binarized: np.ndarray | None = None  # allocated with the first batch
+        self.binarized: np.ndarray | None = None  # allocated with the first segmented piece
         self.weights: np.ndarray | None = None
         self.embeddings: np.ndarray | None = None
         self.kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.ready = 0  # chunks segmented so far
+        # segmentation: batches still to split, pieces still to run, pieces done (start -> outputs)
+        self.batches: Iterator[np.ndarray] | None = None
+        self.pieces: list[tuple[int, np.ndarray]] = []
+        self.sliced = 0  # chunks split into pieces so far
+        self.segmented: dict[int, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
+        self.ready = 0  # chunks segmented so far, in order
         self.taken = 0  # first chunk of the next batch to embed
         self.done = 0  # chunks embedded
         self.error: BaseException | None = None
         self.closed = False
         self.condition = threading.Condition()
-        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(max(workers, 1) - 1)]
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(self.workers - 1)]
         for thread in self.threads:
             thread.start()
 
-    def add(self, multilabel: np.ndarray) -> None:
-        """Segmentation of the next chunks, in order; wakes a worker."""
+    # ------------------------------------------------------------------ segmentation
+    def segment(self, waveform: np.ndarray, progress: Progress | None = None):
+        """Stages 02-04 on every chunk, this thread working too (and on the embeddings
+        meanwhile); (multilabel, chunk batches, log-probability batches), the last two
+        only with `keep`."""
+        model = self.pipeline.segmentation
+        window_size, step_size = segmentation.window_sizes(model.sample_rate, model.duration,
+                                                           self.pipeline.chunks.step)
         with self.condition:
-            if self.binarized is None:
-                _, num_frames, num_speakers = multilabel.shape
-                embedding = self.pipeline.embedding
-                self.binarized = np.empty((self.num_chunks, num_frames, num_speakers), dtype=multilabel.dtype)
-                self.weights = np.empty((self.num_chunks, num_speakers, num_frames), dtype=np.float32)
-                self.embeddings = np.empty((self.num_chunks, num_speakers, embedding.dimension), dtype=np.float32)
-                self.min_num_frames = embedding.min_num_frames(num_frames, self.pipeline.chunks.duration)
+            self.batches = segmentation.iter_chunks(waveform, window_size, step_size, model.batch_size)
+            self.condition.notify_all()
+        while True:
+            job = self._take(wait=False)
+            if job is not None:
+                self._run(*job)
+            with self.condition:
+                if self.error:
+                    raise self.error
+                ready = self.ready
+                if ready < self.num_chunks and job is None:
+                    self.condition.wait()
+            if progress:
+                progress("segmentation", ready, self.num_chunks)
+            if ready >= self.num_chunks:
+                break
+        starts = sorted(self.segmented)
+        chunks = [self.segmented[start][1] for start in starts] if self.keep else []
+        log_probs = [self.segmented[start][2] for start in starts] if self.keep else []
+        self.segmented = {}
+        return self.binarized, chunks, log_probs
+
+    def _next_piece(self) -> tuple[int, np.ndarray] | None:
+        """The next segmentation piece (first chunk, chunks); called with the lock held."""
+        if not self.pieces and self.batches is not None:
+            batch = next(self.batches, None)
+            if batch is None:
+                self.batches = None
+            else:
+                for start, stop in split_batch(len(batch), self.workers):
+                    self.pieces.append((self.sliced + start, batch[start:stop]))
+                self.sliced += len(batch)
+        return self.pieces.pop(0) if self.pieces else None
+
+    def _segment(self, start: int, chunks: np.ndarray) -> None:
+        """Stages 03-04 on one piece; the chunks segmented in order are handed on."""
+        model = self.pipeline.segmentation
+        last = releases_arenas(start + len(chunks), self.num_chunks, span=(self.workers - 1) * len(chunks))
+        log_probs = model(chunks, last=last)
+        multilabel = model.to_multilabel(log_probs)
+        with self.condition:
+            self._allocate(multilabel)
+            self.binarized[start : start + len(chunks)] = multilabel
+            self.segmented[start] = (len(chunks), chunks if self.keep else None, log_probs if self.keep else None)
+            while self.ready in self.segmented and self.ready < self.num_chunks:
+                self.ready += self.segmented[self.ready][0]
+            self.condition.notify_all()
+
+    def _allocate(self, multilabel: np.ndarray) -> None:
+        """The per-chunk arrays, shaped after the first segmentation; with the lock held."""
+        if self.binarized is None:
+            _, num_frames, num_speakers = multilabel.shape
+            embedding = self.pipeline.embedding
+            self.binarized = np.empty((self.num_chunks, num_frames, num_speakers), dtype=multilabel.dtype)
+            self.weights = np.empty((self.num_chunks, num_speakers, num_frames), dtype=np.float32)
+            self.embeddings = np.empty((self.num_chunks, num_speakers, embedding.dimension), dtype=np.float32)
+            self.min_num_frames = embedding.min_num_frames(num_frames, self.pipeline.chunks.duration)
+
+    def add(self, multilabel: np.ndarray) -> None:
+        """Segmentation of the next chunks, in order, computed elsewhere; wakes a worker."""
+        with self.condition:
+            self._allocate(multilabel)
             self.binarized[self.ready : self.ready + len(multilabel)] = multilabel
             self.ready += len(multilabel)
             self.condition.notify_all()
 
-    def _take(self, wait: bool) -> int | None:
-        """First chunk of a batch whose segmentation is known; None when all are taken."""
+    # ------------------------------------------------------------------ the workers
+    def _take(self, wait: bool) -> tuple | None:
+        """The next job: a segmentation piece while any is left, else a batch of chunks
+        whose segmentation is known; None when there is none (now, or with `wait` ever)."""
         with self.condition:
             while True:
-                if self.closed or self.error or self.taken >= self.num_chunks:
+                if self.closed or self.error:
                     return None
-                if self.ready >= min(self.taken + self.batch, self.num_chunks):
+                piece = self._next_piece()
+                if piece is not None:
+                    return ("segment", *piece)
+                if (self.native is not None and self.taken < self.num_chunks
+                        and self.ready >= min(self.taken + self.batch, self.num_chunks)):
                     self.taken += self.batch
-                    return self.taken - self.batch
-                if not wait:
+                    return ("embed", self.taken - self.batch)
+                if not wait or (self.taken >= self.num_chunks and self.batches is None):
                     return None
                 self.condition.wait()
 
+    def _run(self, kind: str, *job) -> None:
+        (self._segment if kind == "segment" else self._embed)(*job)
+
     def _work(self) -> None:
         try:
-            while (start := self._take(wait=True)) is not None:
-                self._run(start)
-        except BaseException as error:  # handed to the calling thread in finish()
+            while (job := self._take(wait=True)) is not None:
+                self._run(*job)
+        except BaseException as error:  # handed to the calling thread in segment() or finish()
             with self.condition:
                 self.error = error
                 self.condition.notify_all()
 
-    def _run(self, start: int) -> None:
+    def _embed(self, start: int) -> None:
         """Stages 06-08 on chunks [start, start + batch)."""
         pipeline, embedding = self.pipeline, self.pipeline.embedding
         part = slice(start, min(start + self.batch, self.num_chunks))
@@ -543,7 +650,7 @@ class Embedder:
         if cropped.any():
             starts = chunks.start + np.arange(part.start, part.stop)[cropped] * chunks.step
             crops = audio.crop_chunks(self.native, self.sample_rate, starts, chunks.duration, embedding.sample_rate)
-            last = releases_arenas(part.stop, self.num_chunks)
+            last = releases_arenas(part.stop, self.num_chunks, span=(self.workers - 1) * self.batch)
             if embedding.chain is not None and cropped.sum() == run.sum():
                 # fbank graph, trunk and head through IOBinding: no host copy in between
                 out[run], features = embedding.chain(crops, weights[run], last=last, keep_fbank=self.keep)
@@ -561,11 +668,11 @@ class Embedder:
     def finish(self, progress: Progress | None = None) -> np.ndarray:
         """Embed what is left on this thread too, wait for the workers; (chunks, speakers, dim)."""
         while True:
-            start = self._take(wait=False)
-            if start is not None:
-                self._run(start)
+            job = self._take(wait=False)
+            if job is not None:
+                self._run(*job)
             with self.condition:
-                if start is None and self.done < self.num_chunks and not self.error:
+                if job is None and self.done < self.num_chunks and not self.error:
                     self.condition.wait()
                 if self.error:
                     raise self.error
@@ -601,6 +708,16 @@ class Embedder:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def split_batch(size: int, parts: int) -> list[tuple[int, int]]:
+    """[start, stop) of at most `parts` consecutive pieces of a batch of `size` chunks,
+    none of a single chunk unless the batch is one (ONNX Runtime's segmentation gives a
+    chunk the same output in any batch of 2 or more, not in a batch of 1)."""
+    parts = max(1, min(parts, size // 2))
+    base, extra = divmod(size, parts)
+    stops = np.cumsum([base + (i < extra) for i in range(parts)])
+    return [(int(stop - base - (i < extra)), int(stop)) for i, stop in enumerate(stops)]
 
 
 def segments_array(turns: list[reconstruct.Turn]) -> np.ndarray:
