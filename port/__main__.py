@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--fbank", choices=["auto", "numpy", "graph"], default="auto",
                         help="fbank on the host (numpy) or as fbank.onnx on the models' provider (auto: the graph on CUDA)")
+    parser.add_argument("--precision", choices=["exact", "fast"], default="exact",
+                        help="exact (default: as exact as pyannote at every layer) or fast (ONNX Runtime's LSTM op and "
+                             "the trunk formulation this machine runs fastest; needs 'verify.py export --precision fast')")
     parser.add_argument("--num-speakers", type=int)
     parser.add_argument("--min-speakers", type=int)
     parser.add_argument("--max-speakers", type=int)
@@ -69,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         folder = find_models(args.models)
         pipeline = Pipeline.from_folder(folder, device=args.device, parameters=Parameters(pipeline=args.pipeline),
-                                        plda=args.plda, fbank=args.fbank)
+                                        plda=args.plda, fbank=args.fbank, precision=args.precision)
         if not args.quiet:
             err.print(f"running on {runtime.describe(args.device)}")
+            if args.precision != "exact":
+                err.print(pipeline.describe_precision())
         paths = inputs.expand(args.audio)
         names = inputs.keys(paths)
         several = len(paths) > 1 or len(args.audio) > 1 or any(Path(a).is_dir() for a in args.audio)

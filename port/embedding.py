@@ -42,17 +42,20 @@ class Embedding:
     """The ONNX embedding model: trunk + head (default) or the single graph."""
 
     def __init__(self, folder: str | Path, device: str = "auto", batch_size: int = 4, split: bool = True,
-                 threads: int | None = None, fbank: str = "numpy"):
+                 threads: int | None = None, fbank: str = "numpy", trunk: str | Path | None = None,
+                 tf32: bool = False):
         """batch_size: chunks per trunk run (the single graph runs batch_size x speakers rows);
         threads: ONNX Runtime's intra-op threads per session (default: all cores);
         fbank: "numpy" (port/fbank.py), "graph" (fbank.onnx on the models' provider) or
-        "auto" (port/device_fbank.py: resolve)."""
+        "auto" (port/device_fbank.py: resolve); trunk: another trunk graph than the
+        export's (the fast mode's), run with TF32 allowed on CUDA when `tf32`."""
         folder = Path(folder)
         self.fbank_backend, self.fbank_reason = device_fbank.resolve(fbank, device, folder)
         self.split = split
         self.batch_size = batch_size
         if split:
-            self.trunk = runtime.session(folder / "embedding-trunk.onnx", device=device, threads=threads)
+            self.trunk = runtime.session(trunk or folder / "embedding-trunk.onnx", device=device, threads=threads,
+                                         tf32=tf32)
             self.head = runtime.session(folder / "embedding-head.onnx", device=device, threads=threads)
             self.meta = runtime.metadata(self.trunk)
             self._zero = None
@@ -75,6 +78,15 @@ class Embedding:
     @property
     def provider(self) -> str:
         return runtime.providers_of(self.trunk if self.split else self.whole)[0]
+
+    @property
+    def formulations(self) -> dict[str, str]:
+        """Each embedding graph's formulation ("float32", or the fast trunk's: "int8-static", ...)."""
+        if not self.split:
+            return {"embedding": runtime.formulation_of(self.whole)}
+        tf32 = dict(self.trunk.get_provider_options().get(runtime.CUDA, {})).get("use_tf32") == "1"
+        return {"embedding-trunk": "tf32" if tf32 else runtime.formulation_of(self.trunk),
+                "embedding-head": runtime.formulation_of(self.head)}
 
     def min_num_frames(self, num_frames: int, duration: float) -> int:
         """`get_embeddings`: frames needed for min_num_samples of audio in a chunk."""

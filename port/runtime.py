@@ -1,9 +1,16 @@
-"""ONNX Runtime sessions: the CUDA provider when it can really run, else the CPU.
+"""ONNX Runtime sessions: the CUDA provider when it can really run, else the CPU; and
+the precision mode's graphs.
 
 onnxruntime-gpu lists CUDAExecutionProvider even on machines without a GPU (or
 without the CUDA libraries it needs); a session then silently falls back to the
 CPU. Here the choice is made once, by asking the driver for a device and by
 checking which provider a session actually got, and said once.
+
+Precision modes (`PRECISIONS`): `exact` (the default) runs the exported graphs, as
+exact as pyannote at every layer. `fast` runs the fastest formulation the provider
+has (`fast_graphs`): ONNX Runtime's own LSTM op for the segmentation (cuDNN's on
+CUDA), and for the ResNet trunk whichever of its formulations this machine runs
+fastest, measured once per machine and cached beside the graphs (`fast_trunk`).
 """
 
 from __future__ import annotations
@@ -65,14 +72,15 @@ def resolve(device: str = "auto") -> tuple[str, str]:
     return "cpu", f"CPU ({reason})"
 
 
-def providers(kind: str) -> list:
+def providers(kind: str, tf32: bool = False) -> list:
     """ONNX Runtime's providers for a resolved device. On CUDA, TF32 off, as the
     reference runs torch (reference/run.py): the CUDA provider otherwise rounds
     matmul and convolution inputs to 10-bit mantissas (on the H100 that changed the
-    RTTM of a 10-minute recording; README, GPU)."""
+    RTTM of a 10-minute recording; docs/performance.md, GPU). `tf32`: on (the fast
+    mode's float32 trunk on CUDA only)."""
     if kind != "cuda":
         return [CPU]
-    return [(CUDA, {"device_id": 0, **cuda_tuning(), "use_tf32": "0"}), CPU]
+    return [(CUDA, {"device_id": 0, **cuda_tuning(), "use_tf32": "1" if tf32 else "0"}), CPU]
 
 
 # CUDA provider options for measurements (benchmarks/gpu_sweep.py): a JSON object of
@@ -96,8 +104,9 @@ def cuda_tuning() -> dict:
     return {str(k): str(v) for k, v in options.items() if k != "use_tf32"}
 
 
-def session(path: str | Path, device: str = "auto", threads: int | None = None):
-    """An InferenceSession on the resolved device; raises ModelError with one line."""
+def session(path: str | Path, device: str = "auto", threads: int | None = None, tf32: bool = False):
+    """An InferenceSession on the resolved device; raises ModelError with one line.
+    `tf32`: TF32 allowed on CUDA (the fast mode only)."""
     ort = _onnxruntime()
     path = Path(path)
     if not path.is_file():
@@ -113,7 +122,7 @@ def session(path: str | Path, device: str = "auto", threads: int | None = None):
     # The last run of a long recording hands them back (`run(..., last=True)`).
     options.enable_cpu_mem_arena = True
     try:
-        sess = ort.InferenceSession(str(path), sess_options=options, providers=providers(kind))
+        sess = ort.InferenceSession(str(path), sess_options=options, providers=providers(kind, tf32))
     except Exception as error:  # onnxruntime raises its own exception types
         text = str(error).strip().splitlines()
         raise ModelError(f"cannot load ONNX model {path}: {(text[0] if text else type(error).__name__)[:160]}") from None
@@ -154,6 +163,16 @@ def _shrink():
     return options
 
 
+def trim_heap() -> None:
+    """Hand the C heap's free memory back to the system (glibc's malloc_trim; elsewhere
+    nothing): numpy arrays under glibc's mmap threshold (up to 32 MB) are freed into
+    the heap, which otherwise keeps them resident under the clustering's distance matrix."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def run(sess, feeds: dict, last: bool = False) -> list:
     """`sess.run(None, feeds)`; with `last`, the arena's free memory goes back to the
     system afterwards (the working set is not pinned past the recording's last batch)."""
@@ -175,3 +194,121 @@ def providers_of(sess) -> list[str]:
 
 def as_float32(array) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- precision modes
+PRECISIONS = ("exact", "fast")
+FAST_DIR = "fast"  # reference/export.py: ensure_fast writes the fast graphs there
+# the trunk's formulations per provider, with the graph each runs (relative to the export)
+TRUNKS = {
+    "cpu": {"float32": "embedding-trunk.onnx", "int8-dynamic": f"{FAST_DIR}/embedding-trunk.int8-dynamic.onnx",
+            "int8-static": f"{FAST_DIR}/embedding-trunk.int8-static.onnx"},
+    "cuda": {"float32": "embedding-trunk.onnx", "tf32": "embedding-trunk.onnx",
+             "float16": f"{FAST_DIR}/embedding-trunk.float16.onnx"},
+}
+FAST_TRUNK_ENV = "PYANNOTE_PORT_FAST_TRUNK"  # force one of TRUNKS[provider] (measurements)
+CHOICE_FILE = "choice.json"
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be {' or '.join(PRECISIONS)}, not {precision}")
+    return precision
+
+
+def formulation_of(sess, default: str = "float32") -> str:
+    """A graph's formulation, from its metadata: the segmentation's LSTM ("exact-lstm", the
+    Scan with float64 activations and cell, or "lstm-op", ONNX Runtime's own), a derived
+    trunk's ("int8-static", ...), else `default`."""
+    meta = metadata(sess)
+    if "formulation" in meta:
+        return meta["formulation"]
+    if meta.get("kind") == "segmentation":
+        return "exact-lstm" if meta.get("exact_lstm") else "lstm-op"
+    return default
+
+
+def machine_key(kind: str, threads: int) -> str:
+    """What a trunk timing depends on: the CPU (model and the SIMD it has), ONNX Runtime,
+    the provider and the threads per session."""
+    cpu, flags = "unknown CPU", set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        for line in text.splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        import platform
+
+        cpu = platform.processor() or platform.machine()
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16") if f in flags]
+    device = "CUDA" if kind == "cuda" else "CPU"
+    return f"{cpu} [{' '.join(simd) or 'no AVX2'}] onnxruntime {_onnxruntime().__version__} {device} {threads} thread(s)"
+
+
+def _time_trunk(path: Path, kind: str, threads: int, tf32: bool, shape: list[int]) -> float:
+    """Seconds per chunk of one trunk graph (batch of 2, best of 3 after a warm-up run)."""
+    import time
+
+    sess = session(path, device=kind, threads=threads, tf32=tf32)
+    fbank = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)
+    sess.run(None, {"fbank": fbank})
+    best = float("inf")
+    for _ in range(3):
+        began = time.perf_counter()
+        sess.run(None, {"fbank": fbank})
+        best = min(best, time.perf_counter() - began)
+    return best / 2
+
+
+def fast_trunk(folder: str | Path, kind: str, threads: int, fbank_shape: list[int]) -> tuple[str, dict]:
+    """The fast mode's trunk on this machine: (formulation, how it was chosen). Every
+    formulation the export has for the provider is timed once per machine
+    (`machine_key`) and the fastest kept in ``<export>/fast/choice.json``; then it is
+    read from there. $PYANNOTE_PORT_FAST_TRUNK forces one."""
+    import datetime
+
+    folder = Path(folder)
+    candidates = {name: folder / rel for name, rel in TRUNKS[kind].items() if (folder / rel).is_file()}
+    forced = os.environ.get(FAST_TRUNK_ENV, "").strip()
+    if forced:
+        if forced not in candidates:
+            raise ModelError(f"${FAST_TRUNK_ENV}={forced}: not one of {', '.join(candidates)} for {kind.upper()}")
+        return forced, {"chosen_by": f"${FAST_TRUNK_ENV}"}
+    key = machine_key(kind, threads)
+    store = folder / FAST_DIR / CHOICE_FILE
+    try:
+        known = json.loads(store.read_text()) if store.is_file() else {}
+    except ValueError:
+        known = {}
+    entry = known.get(key)
+    if entry and entry.get("choice") in candidates and set(entry.get("ms_per_chunk", {})) == set(candidates):
+        return entry["choice"], {"chosen_by": "measured", **entry}
+    timings = {name: 1000 * _time_trunk(path, kind, threads, name == "tf32", fbank_shape)
+               for name, path in candidates.items()}
+    entry = {"choice": min(timings, key=timings.get), "ms_per_chunk": {k: round(v, 1) for k, v in timings.items()},
+             "machine": key, "measured": datetime.date.today().isoformat()}
+    known[key] = entry
+    tmp = store.with_name(f".{store.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, store)  # a read-only export still runs: the choice is only not kept
+    except OSError:
+        tmp.unlink(missing_ok=True)
+    return entry["choice"], {"chosen_by": "measured", **entry}
+
+
+def fast_graphs(folder: str | Path, device: str, threads: int, fbank_shape: list[int]) -> dict:
+    """The fast mode's graphs: {"segmentation": path, "trunk": path, "trunk_formulation": ...,
+    "tf32": bool, "choice": {...}}; ModelError when the export has no fast graphs."""
+    folder = Path(folder)
+    kind, _ = resolve(device)
+    segmentation = folder / FAST_DIR / "segmentation.onnx"
+    if not segmentation.is_file():
+        raise ModelError(f"no fast graphs in {folder} (run 'python verify.py export --precision fast')")
+    formulation, choice = fast_trunk(folder, kind, threads, fbank_shape)
+    return {"segmentation": segmentation, "trunk": folder / TRUNKS[kind][formulation],
+            "trunk_formulation": formulation, "tf32": formulation == "tf32", "choice": choice}

@@ -19,10 +19,12 @@ from .aggregate import SlidingWindow, aggregate, trim
 class Segmentation:
     """The ONNX segmentation model and what its metadata says about it."""
 
-    def __init__(self, path: str | Path, device: str = "auto", batch_size: int = 16, threads: int | None = None):
-        """batch_size: chunks per ONNX run; threads: ONNX Runtime's intra-op threads (default: all cores)."""
+    def __init__(self, path: str | Path, device: str = "auto", batch_size: int = 16, threads: int | None = None,
+                 tf32: bool = False):
+        """batch_size: chunks per ONNX run; threads: ONNX Runtime's intra-op threads (default: all cores);
+        tf32: TF32 allowed on CUDA (the fast mode)."""
         self.path = Path(path)
-        self.session = runtime.session(self.path, device=device, threads=threads)
+        self.session = runtime.session(self.path, device=device, threads=threads, tf32=tf32)
         self.meta = runtime.metadata(self.session)
         if self.meta.get("kind") != "segmentation":
             raise runtime.ModelError(f"{self.path} is not a segmentation model (kind: {self.meta.get('kind')})")
@@ -39,6 +41,11 @@ class Segmentation:
     @property
     def provider(self) -> str:
         return runtime.providers_of(self.session)[0]
+
+    @property
+    def formulation(self) -> str:
+        """"exact-lstm" (the LSTM as a Scan, float64 activations and cell) or "lstm-op" (ONNX Runtime's)."""
+        return runtime.formulation_of(self.session)
 
     def __call__(self, chunks: np.ndarray, last: bool = False) -> np.ndarray:
         """Model forward: (batch, 1, num_samples) float32 -> (batch, num_frames, classes) log-probabilities.

@@ -528,3 +528,113 @@ def ensure_fbank(folder: str | Path, embedding) -> Path:
     """``folder/fbank.onnx``, written when an earlier export lacks it."""
     path = Path(folder) / "fbank.onnx"
     return path if path.is_file() else export_fbank(embedding, path)
+
+
+# ----------------------------------------------------------------------------- the fast mode's graphs
+# `--precision fast` (port/runtime.py) runs these instead of the exact graphs. Each is
+# derived from an exported graph of the same weights and kept beside it, in
+# `<export>/fast/`: the segmentation with ONNX Runtime's LSTM op (exporter v2's graph,
+# `export_segmentation(exact_lstm=False)`), and the embedding trunk quantized to int8
+# (dynamic, and static with activation ranges calibrated on speech) and converted to
+# float16 (for CUDA). Which trunk runs is chosen on the machine that runs it, by
+# measuring (port/runtime.py: fast_trunk).
+FAST_DIR = "fast"
+FAST_TRUNKS = {  # file name -> formulation, as the port names them
+    "embedding-trunk.int8-dynamic.onnx": "int8-dynamic",
+    "embedding-trunk.int8-static.onnx": "int8-static",
+    "embedding-trunk.float16.onnx": "float16",
+}
+# the speech the static quantization's activation ranges are calibrated on: the bundled
+# non-AMI test audio (the AMI excerpts are what the modes are judged on)
+CALIBRATION_AUDIO = ("sample.wav", "test_16k.wav")
+
+
+def _calibration_fbank(embedding_meta: dict) -> np.ndarray:
+    """fbank of 10 s chunks every 3 s of the calibration audio (numpy fbank, as the port computes it)."""
+    import soundfile as sf
+
+    from port import fbank as kaldi
+
+    rate, size = embedding_meta["sample_rate"], embedding_meta["num_samples"]
+    chunks = []
+    for name in CALIBRATION_AUDIO:
+        waveform, file_rate = sf.read(REPO / "tests" / "data" / name, dtype="float32", always_2d=True)
+        if file_rate != rate:
+            continue
+        waveform = waveform.mean(axis=1)
+        for start in range(0, max(1, len(waveform) - size + 1), 3 * rate):
+            piece = np.zeros(size, dtype=np.float32)
+            part = waveform[start : start + size]
+            piece[: len(part)] = part
+            chunks.append(piece)
+    return kaldi.compute_fbank(np.stack(chunks)[:, None, :], embedding_meta["fbank"])
+
+
+def _with_formulation(path: Path, formulation: str) -> None:
+    """The derived graph's pyannote_port metadata names its formulation."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    for entry in proto.metadata_props:
+        if entry.key == "pyannote_port":
+            entry.value = json.dumps({**json.loads(entry.value), "formulation": formulation}, sort_keys=True)
+    onnx.save(proto, str(path))
+
+
+def derive_trunk(float_trunk: Path, target: Path, formulation: str) -> Path:
+    """A fast trunk derived from the exported float32 trunk: int8-dynamic
+    (`quantize_dynamic`: ConvInteger, activations quantized per call), int8-static
+    (`quantize_static`, QDQ: int8 per-channel weights, uint8 activations whose ranges are
+    calibrated (min-max) on CALIBRATION_AUDIO) or float16 (float32 inputs and outputs)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    if formulation == "int8-dynamic":
+        quantize_dynamic(str(float_trunk), str(tmp), weight_type=QuantType.QUInt8)
+    elif formulation == "int8-static":
+        proto = onnx.load(str(float_trunk))
+        meta = json.loads(next(e.value for e in proto.metadata_props if e.key == "pyannote_port"))
+        fbank = _calibration_fbank(meta)
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.rows = iter(range(len(fbank)))
+
+            def get_next(self):
+                row = next(self.rows, None)
+                return None if row is None else {"fbank": fbank[row : row + 1]}
+
+        quantize_static(str(float_trunk), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    elif formulation == "float16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        onnx.save(convert_float_to_float16(onnx.load(str(float_trunk)), keep_io_types=True), str(tmp))
+    else:
+        raise ValueError(f"unknown trunk formulation {formulation!r}")
+    _with_formulation(tmp, formulation)
+    os.replace(tmp, target)
+    return target
+
+
+def ensure_fast(folder: str | Path, segmentation) -> dict[str, Path]:
+    """The fast mode's graphs in ``folder/fast/`` (written once, beside the export they
+    derive from); {"segmentation": path, "int8-static": path, ...}."""
+    folder = Path(folder)
+    fast = folder / FAST_DIR
+    fast.mkdir(exist_ok=True)
+    paths = {"segmentation": fast / "segmentation.onnx"}
+    if not paths["segmentation"].is_file():
+        tmp = fast / f".segmentation.{os.getpid()}.onnx"
+        try:
+            export_segmentation(segmentation, tmp, exact_lstm=False)
+            _with_formulation(tmp, "lstm-op")
+            os.replace(tmp, paths["segmentation"])
+        finally:
+            tmp.unlink(missing_ok=True)
+    for name, formulation in FAST_TRUNKS.items():
+        paths[formulation] = fast / name
+        if not paths[formulation].is_file():
+            derive_trunk(folder / "embedding-trunk.onnx", paths[formulation], formulation)
+    return paths
