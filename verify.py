@@ -75,6 +75,8 @@ def export_models(args, segmentation, embedding) -> Path:
 
     paths = export.export(segmentation, embedding, out=Path(args.models_dir),
                           exact_lstm=not getattr(args, "onnx_lstm", False))
+    if getattr(args, "precision", "exact") == "fast":
+        export.ensure_fast(paths["segmentation"].parent, segmentation)  # derived once, kept beside the export
     return paths["segmentation"].parent
 
 
@@ -286,6 +288,194 @@ def _plda_note(args) -> str | None:
             + f" ({files['plda_sha256'][:12]})")
 
 
+# ----------------------------------------------------------------------------- what a precision mode costs
+def _precision_manifest(port) -> dict:
+    """The port's mode and the formulation each of its models ran, for its manifest."""
+    return {"precision": port.precision, "formulations": port.formulations,
+            **({"fast_trunk_choice": port.choice} if port.choice else {})}
+
+
+def _seconds_differ(reference: str, candidate: str, step: float = 0.01) -> tuple[float, float]:
+    """(seconds where the two RTTMs' active speakers differ, seconds either has speech), on a
+    10 ms grid, the candidate's speakers mapped onto the reference's by greatest overlap
+    (Hungarian), as DER maps them."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    sides = [_turns(reference), _turns(candidate)]
+    end = max([t[1] for turns in sides for t in turns], default=0.0)
+    frames = int(np.ceil(end / step)) + 1
+    grids = []
+    for turns in sides:
+        labels = sorted({t[2] for t in turns})
+        grid = np.zeros((len(labels), frames), dtype=bool)
+        for start, stop, label in turns:
+            grid[labels.index(label), int(round(start / step)) : int(round(stop / step))] = True
+        grids.append(grid)
+    ref, hyp = grids
+    mapped = np.zeros_like(ref)
+    if len(ref) and len(hyp):
+        overlap = (ref[:, None, :] & hyp[None, :, :]).sum(axis=-1)
+        rows, cols = linear_sum_assignment(-overlap)
+        mapped[rows] = hyp[cols]
+    unmatched = np.ones(len(hyp), dtype=bool)
+    if len(ref) and len(hyp):
+        unmatched[cols] = False
+    differs = (ref != mapped).any(axis=0) | hyp[unmatched].any(axis=0)
+    speech = ref.any(axis=0) | hyp.any(axis=0)
+    return float(differs.sum() * step), float(speech.sum() * step)
+
+
+def _rttm_line_changes(reference: str, candidate: str) -> tuple[int, int]:
+    """(lines of either RTTM the other lacks, lines in all), uri aside."""
+    from collections import Counter
+
+    a, b = Counter(_rttm_fields(reference)), Counter(_rttm_fields(candidate))
+    return sum(((a - b) + (b - a)).values()), sum(a.values()) + sum(b.values())
+
+
+def _exact_port(setup, args):
+    """The exact port beside a fast one (same export, device and pipeline), loaded once per setup."""
+    from port.pipeline import Parameters, Pipeline
+
+    if getattr(setup, "_exact_port", None) is None:
+        setup._exact_port = Pipeline.from_folder(setup.folder, device=args.device, parameters=Parameters(pipeline=args.pipeline),
+                                                 plda=args.plda, fbank=getattr(args, "fbank", "auto"), precision="exact")
+    return setup._exact_port
+
+
+def mode_cost(setup, args, entry: dict, path: Path, mode_rttm: str, pyannote_rttm: str, repeat: int = 2) -> dict:
+    """What the port's mode costs on one recording, against the exact port run in the same
+    process: wall seconds of each (no dumps, in turns, best of `repeat`), per stage the worst
+    drift over pyannote's noise and whether the stage passed, RTTM lines and seconds that
+    differ from pyannote's (and the exact port's), speakers found, DER of each against the
+    reference RTTM beside the audio."""
+    speakers = {"num_speakers": args.num_speakers, "min_speakers": args.min_speakers, "max_speakers": args.max_speakers}
+    exact, mode = _exact_port(setup, args), setup.port
+    seconds = {"exact": [], "mode": []}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(repeat):
+            for side, pipeline in (("exact", exact), ("mode", mode)):
+                t0 = time.perf_counter()
+                result = pipeline(path, **speakers)
+                seconds[side].append(time.perf_counter() - t0)
+                if side == "exact":
+                    exact_result = result
+    stages = {}
+    for stage in entry["verdict"]["stages"]:  # worst drift over noise of the rows the verdict judged
+        rated = [float(row["noise_ratio"]) for row in stage["chain"] + stage["isolated"]
+                 if row.get("noise_ratio") is not None]
+        stages[stage["stage"]] = {"noise_ratio": max(rated) if rated else None, "passed": bool(stage["passed"])}
+    lines, all_lines = _rttm_line_changes(pyannote_rttm, mode_rttm)
+    differ, speech = _seconds_differ(pyannote_rttm, mode_rttm)
+    exact_lines, exact_all_lines = _rttm_line_changes(pyannote_rttm, exact_result.rttm)
+    exact_differ, exact_speech = _seconds_differ(pyannote_rttm, exact_result.rttm)
+    exact_der = _der_components(path, exact_result.rttm)
+    return {
+        "precision": mode.precision,
+        "formulations": mode.formulations,
+        "seconds": {"exact": min(seconds["exact"]), "mode": min(seconds["mode"]),
+                    "runs": {k: v for k, v in seconds.items()}},
+        "speed_up": min(seconds["exact"]) / max(min(seconds["mode"]), 1e-9),
+        "stages": stages,
+        "rttm": {"lines_differ": lines, "lines": all_lines, "seconds_differ": differ, "speech_seconds": speech,
+                 "exact_identical_to_pyannote": exact_result.rttm == pyannote_rttm,
+                 "identical_to_exact": exact_result.rttm == mode_rttm,
+                 "exact": {"lines_differ": exact_lines, "lines": exact_all_lines, "seconds_differ": exact_differ,
+                           "speech_seconds": exact_speech}},
+        "speakers": {"pyannote": entry["speakers"]["reference"], "exact": exact_result.num_speakers,
+                     "mode": entry["speakers"]["port"]},
+        "der": {"pyannote": entry["der"]["reference"], "exact": _der_value([exact_der]), "mode": entry["der"]["port"]},
+        "der_components": {"pyannote": entry["der_components"]["reference"], "exact": exact_der,
+                           "mode": entry["der_components"]["port"]},
+    }
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def _print_cost(console, entry: dict) -> None:
+    """One recording's cost lines (under its verdict)."""
+    cost = entry["cost"]
+    s, r, der = cost["seconds"], cost["rttm"], cost["der"]
+    formulations = ", ".join(f"{k} {v}" for k, v in cost["formulations"].items())
+    console.print(f"[bold]precision {cost['precision']}[/bold] ({formulations}), against the exact port in this run:")
+    console.print(f"  speed: {s['mode']:.2f} s against {s['exact']:.2f} s exact ({cost['speed_up']:.2f}x)")
+    drift = [f"{stage} {v['noise_ratio']:.2g}x" + ("" if v["passed"] else " [red]fails[/red]")
+             for stage, v in cost["stages"].items() if v["noise_ratio"] is not None]
+    failed = [stage for stage, v in cost["stages"].items() if not v["passed"] and v["noise_ratio"] is None]
+    console.print("  drift / pyannote's noise (worst row): " + (", ".join(drift) or "-")
+                  + (f"; discrete stages that differ: {', '.join(failed)}" if failed else ""))
+    console.print(f"  RTTM against pyannote's: {r['lines_differ']} of {r['lines']} lines differ, "
+                  f"{r['seconds_differ']:.1f} s of {r['speech_seconds']:.1f} s of speech; speakers pyannote "
+                  f"{cost['speakers']['pyannote']}, exact {cost['speakers']['exact']}, {cost['precision']} {cost['speakers']['mode']}")
+    if der["pyannote"] is not None:
+        console.print(f"  DER against {Path(entry['audio']).with_suffix('.rttm').name}: pyannote {_pct(der['pyannote'])}, "
+                      f"exact {_pct(der['exact'])}, {cost['precision']} {_pct(der['mode'])}")
+
+
+def cost_summary(console, entries: list[dict]) -> dict:
+    """The mode's cost per recording and pooled (seconds summed, DER from summed components)."""
+    from rich.table import Table
+
+    costed = [e for e in entries if e.get("cost")]
+    mode = costed[0]["cost"]["precision"]
+    table = Table(title=f"precision {mode}: what it costs against exact and pyannote", title_justify="left")
+    for column in ("recording", "exact s", f"{mode} s", "speed-up", "RTTM lines differ", "seconds differ",
+                   "speakers pyannote / exact / " + mode, "DER pyannote", "DER exact", f"DER {mode}", "worst drift/noise"):
+        table.add_column(column, justify="left" if column in ("recording", "worst drift/noise") else "right")
+
+    def worst(stages: dict) -> str:
+        rated = [(v["noise_ratio"], k) for k, v in stages.items() if v["noise_ratio"] is not None]
+        return f"{max(rated)[1]} {max(rated)[0]:.2g}x" if rated else "-"
+
+    for e in costed:
+        c = e["cost"]
+        table.add_row(e["name"], f"{c['seconds']['exact']:.2f}", f"{c['seconds']['mode']:.2f}", f"{c['speed_up']:.2f}x",
+                      f"{c['rttm']['lines_differ']} / {c['rttm']['lines']}",
+                      f"{c['rttm']['seconds_differ']:.1f} / {c['rttm']['speech_seconds']:.1f}",
+                      " / ".join(str(c["speakers"][k]) for k in ("pyannote", "exact", "mode")),
+                      *(_pct(c["der"][k]) for k in ("pyannote", "exact", "mode")), worst(c["stages"]))
+    pooled_stages: dict[str, dict] = {}
+    for e in costed:
+        for stage, v in e["cost"]["stages"].items():
+            slot = pooled_stages.setdefault(stage, {"noise_ratio": None, "passed": True, "failed_on": []})
+            if v["noise_ratio"] is not None:
+                slot["noise_ratio"] = max(slot["noise_ratio"] or 0.0, v["noise_ratio"])
+            if not v["passed"]:
+                slot["passed"] = False
+                slot["failed_on"].append(e["name"])
+    total = {k: sum(e["cost"]["seconds"][k] for e in costed) for k in ("exact", "mode")}
+    pooled = {
+        "recordings": len(costed),
+        "seconds": total,
+        "speed_up": total["exact"] / max(total["mode"], 1e-9),
+        "stages": pooled_stages,
+        "rttm": {k: sum(e["cost"]["rttm"][k] for e in costed) for k in ("lines_differ", "lines", "seconds_differ", "speech_seconds")},
+        "exact_rttm": {k: sum(e["cost"]["rttm"]["exact"][k] for e in costed)
+                       for k in ("lines_differ", "lines", "seconds_differ", "speech_seconds")},
+        "exact_rttm_identical_to_pyannote": sum(e["cost"]["rttm"]["exact_identical_to_pyannote"] for e in costed),
+        "exact_speakers_equal_to_pyannote": sum(e["cost"]["speakers"]["exact"] == e["cost"]["speakers"]["pyannote"]
+                                                for e in costed),
+        "rttm_identical_to_pyannote": sum(e["cost"]["rttm"]["lines_differ"] == 0 for e in costed),
+        "speakers_equal_to_pyannote": sum(e["cost"]["speakers"]["mode"] == e["cost"]["speakers"]["pyannote"] for e in costed),
+        "der": {k: _der_value([e["cost"]["der_components"][k] for e in costed]) for k in ("pyannote", "exact", "mode")},
+        "der_recordings": sum(e["cost"]["der_components"]["pyannote"] is not None for e in costed),
+    }
+    if len(costed) > 1:
+        r = pooled["rttm"]
+        table.add_row("[bold]pooled[/bold]", f"{total['exact']:.2f}", f"{total['mode']:.2f}", f"{pooled['speed_up']:.2f}x",
+                      f"{r['lines_differ']} / {r['lines']}", f"{r['seconds_differ']:.1f} / {r['speech_seconds']:.1f}",
+                      f"{pooled['speakers_equal_to_pyannote']}/{len(costed)} equal",
+                      *(_pct(pooled["der"][k]) for k in ("pyannote", "exact", "mode")), worst(pooled_stages))
+    console.print(table)
+    failing = [f"{stage} ({len(v['failed_on'])}/{len(costed)})" for stage, v in pooled_stages.items() if not v["passed"]]
+    console.print(f"precision {mode}: stages failing the verdict: " + (", ".join(failing) or "none"))
+    return pooled
+
+
 class Setup:
     """What one process needs to verify recordings: both pipelines, loaded once."""
 
@@ -305,7 +495,8 @@ class Setup:
             self.reference = reference_run.build_pipeline(segmentation, embedding, parameters, device=args.device,
                                                           plda=args.plda)
             self.port = Pipeline.from_folder(self.folder, device=args.device, parameters=parameters, plda=args.plda,
-                                             fbank=getattr(args, "fbank", "auto"))
+                                             fbank=getattr(args, "fbank", "auto"),
+                                             precision=getattr(args, "precision", "exact"))
         self.pipeline = args.pipeline
         self.plda = _plda_note(args)
         self.device = describe(args.device)
@@ -357,7 +548,7 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
             port_seconds = time.perf_counter() - t0
             writer.commit(_manifest("port", port_result.uri, path, audio_sha, setup.seg_sha, setup.emb_sha, args, {
                 **common, "providers": sorted(set(port_result.providers.values())), "onnx": setup.folder.name,
-                "decoder": audio.decoder(path),
+                "decoder": audio.decoder(path), **_precision_manifest(setup.port),
             }))
 
     ref_dir, port_dir = root / "reference" / name, root / "port" / name
@@ -371,7 +562,7 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
     first = verdict.first_failure
     ref_count = reference_dump.load("05-count", "out_count") if reference_dump.has("05-count", "out_count") else None
     der = {"reference": _der_components(path, ref_result.rttm), "port": _der_components(path, port_result.rttm)}
-    return {
+    entry = {
         "name": name,
         "audio": str(path),
         "passed": verdict.passed and identical,
@@ -396,6 +587,9 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
         },
         "_verdict": verdict,  # for the table; not in report.json
     }
+    if setup.port.precision != "exact":
+        entry["cost"] = mode_cost(setup, args, entry, path, port_result.rttm, ref_result.rttm)
+    return entry
 
 
 def _rttm_fields(text: str) -> list[tuple[str, str, str]]:
@@ -492,6 +686,8 @@ def _print_recording(console, entry: dict) -> None:
         + f" ({seconds['reference'] / max(seconds['port'], 1e-9):.1f}x); decoded by {entry['decoders']['port']}"
     )
     console.print("[green]RTTM identical[/green]" if entry["rttm"]["identical"] else "[red]RTTM differs[/red]")
+    if entry.get("cost"):
+        _print_cost(console, entry)
     if entry["rttm"].get("matches_capture") is not None:
         console.print(f"[green]the port's diarization equals {entry['rttm']['capture']}[/green]"
                       if entry["rttm"]["matches_capture"] else
@@ -686,6 +882,8 @@ def command_run(args) -> int:
     }
     if len(entries) > 1:
         report["summary"] = _summary(console, entries)
+    if any(e.get("cost") for e in entries):
+        report["cost"] = cost_summary(console, entries)
     root.mkdir(parents=True, exist_ok=True)
     _write_json(root / "report.json", report)
     if args.json:
@@ -860,6 +1058,9 @@ def _model_options(parser):
     parser.add_argument("--embedding", help="embedding: Hugging Face id or local checkpoint")
     parser.add_argument("--token", default=None, help="Hugging Face token (default: $HF_TOKEN)")
     parser.add_argument("--models-dir", default=str(REPO / "models"), help="where ONNX exports are cached")
+    parser.add_argument("--precision", choices=["exact", "fast"], default="exact",
+                        help="the port's mode: exact (default) or fast (ONNX Runtime's LSTM op and the trunk "
+                             "formulation this machine runs fastest), judged like any candidate, with what it costs")
     parser.add_argument("--onnx-lstm", action="store_true",
                         help="export the segmentation LSTM as ONNX Runtime's LSTM op (exporter v2's graph: about half "
                              "the segmentation's CPU time, 2.6x torch's error at the LSTM on ami_stereo_5s) instead "
