@@ -59,22 +59,26 @@ def build_long_recording(seconds: float, path: Path, sources: tuple[Path, ...] =
     return path
 
 
-def fixture_export(segmentation=None, embedding=None) -> Path:
+def fixture_export(segmentation=None, embedding=None, fast: bool = False) -> Path:
     """The ONNX export folder of the fixture models (cached by checksum). Named
     explicitly: `python -m port` alone takes the newest export under models/, which
-    may be another model's (the pretrained segmentation's, say)."""
+    may be another model's (the pretrained segmentation's, say). `fast`: with the fast
+    mode's graphs (derived once, kept beside it)."""
     from reference import export, models
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         segmentation = segmentation or models.fixture_segmentation()
         embedding = embedding or models.fixture_embedding()
-        return export.export(segmentation, embedding)["segmentation"].parent
+        folder = export.export(segmentation, embedding)["segmentation"].parent
+        if fast:
+            export.ensure_fast(folder, segmentation)
+        return folder
 
 
-def pipelines(device: str = "cpu", pipeline: str | None = None):
+def pipelines(device: str = "cpu", pipeline: str | None = None, precision: str = "exact"):
     """(pyannote pipeline, port pipeline) on the same fixture weights, in `pipeline`'s
-    configuration (default: community-1, pyannote 4's)."""
+    configuration (default: community-1, pyannote 4's), the port in `precision`'s mode."""
     from port.pipeline import Parameters, Pipeline
     from reference import models
     from reference.run import build_pipeline
@@ -82,10 +86,10 @@ def pipelines(device: str = "cpu", pipeline: str | None = None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         segmentation, embedding = models.fixture_segmentation(), models.fixture_embedding()
-        folder = fixture_export(segmentation, embedding)
+        folder = fixture_export(segmentation, embedding, fast=precision == "fast")
         parameters = Parameters(pipeline=pipeline) if pipeline else Parameters()
         return (build_pipeline(segmentation, embedding, parameters, device=device),
-                Pipeline.from_folder(folder, device=device, parameters=parameters))
+                Pipeline.from_folder(folder, device=device, parameters=parameters, precision=precision))
 
 
 class GpuMemory:

@@ -2,7 +2,7 @@
 backend make an hour fastest, RTTMs compared to the first configuration's.
 
     .venv/bin/python benchmarks/gpu_sweep.py [AUDIO] [--device cuda] [--repeat 2] [--json out.json]
-        [--pipeline 3.1] [--batches 32,64,128,256] [--long-minutes 60] [--dry-run]
+        [--pipeline 3.1] [--batches 32,64,128,256] [--long-minutes 60] [--precision fast] [--only-long] [--dry-run]
 
 Each configuration builds its own sessions (provider options apply at session creation,
 through $PYANNOTE_PORT_CUDA_OPTIONS, port/runtime.py), warms up once on AUDIO and
@@ -17,7 +17,12 @@ kNextPowerOfTwo without limit):
 * arena: arena_extend_strategy kSameAsRequested, and gpu_mem_limit 8 GiB;
 * cuda_graph: the ResNet trunk alone through IOBinding with fixed input/output
   buffers, enable_cuda_graph 0 vs 1 (the whole pipeline cannot use CUDA graphs: its
-  batches change shape at the recording's end and its ops are not all on CUDA).
+  batches change shape at the recording's end and its ops are not all on CUDA);
+* segmentation_host: the segmentation on the host's CPU (all cores), the embeddings on
+  CUDA: whether the exact LSTM's Scan (many small sequential steps) is faster there.
+
+--precision fast: every configuration in the fast mode (port/runtime.py: fast_graphs);
+--only-long: no sweep, only the --long-minutes run.
 
 --long-minutes N: then the default configuration, warm (after the sample), on N minutes of
 AMI cycled (benchmarks/common.py): the issue's line is an hour in 5 s or less on CUDA.
@@ -42,7 +47,7 @@ from common import SAMPLE, ami_sources, build_long_recording, fixture_export
 from port import runtime
 from port.pipeline import Pipeline
 
-CUDA_ONLY = ("cudnn_conv_algo_search", "arena", "cuda_graph")
+CUDA_ONLY = ("cudnn_conv_algo_search", "arena", "cuda_graph", "segmentation_host")
 
 
 def configurations(device: str, batches: list[int]) -> list[dict]:
@@ -59,6 +64,7 @@ def configurations(device: str, batches: list[int]) -> list[dict]:
     rows.append({"axis": "arena", "fbank": default_fbank, "batch": 32,
                  "cuda": {"arena_extend_strategy": "kSameAsRequested"}})
     rows.append({"axis": "arena", "fbank": default_fbank, "batch": 32, "cuda": {"gpu_mem_limit": str(8 << 30)}})
+    rows.append({"axis": "segmentation_host", "fbank": default_fbank, "batch": 32, "cuda": {}, "segmentation_device": "cpu"})
     return rows
 
 
@@ -77,6 +83,11 @@ def run_configuration(folder: Path, audio: Path, device: str, config: dict, repe
     try:
         pipeline = Pipeline.from_folder(folder, device=device, fbank=config["fbank"],
                                         segmentation_batch=config["batch"], embedding_batch=config["batch"], **extra)
+        if config.get("segmentation_device"):  # the same graph on another provider
+            from port.segmentation import Segmentation
+
+            pipeline.segmentation = Segmentation(pipeline.segmentation.path, device=config["segmentation_device"],
+                                                 batch_size=config["batch"], threads=os.cpu_count())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pipeline(audio)  # warm-up: cuDNN's algorithm search, arenas
@@ -160,25 +171,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, help="export folder (default: the fixture models' export)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--long-minutes", type=float, default=0.0, help="then the default, warm, on that many minutes")
+    parser.add_argument("--precision", choices=["exact", "fast"], default="exact", help="the port's mode")
+    parser.add_argument("--only-long", action="store_true", help="no sweep: only the --long-minutes run")
     parser.add_argument("--dry-run", action="store_true", help="CPU-sized: batches 32 only, one repeat")
     args = parser.parse_args(argv)
     if args.dry_run:
         args.repeat, args.batches = 1, "32"
     batches = [int(b) for b in args.batches.split(",") if b]
-    folder = args.models or fixture_export()
+    folder = args.models or fixture_export(fast=args.precision == "fast")
     extra = _pipeline_kwargs(args.pipeline)
-    report = {"device": args.device, "pipeline": args.pipeline, "audio": str(args.audio), "repeat": args.repeat,
-              "machine": platform.processor() or platform.machine(), "rows": []}
+    if extra is not None:
+        extra["precision"] = args.precision
+    report = {"device": args.device, "pipeline": args.pipeline, "precision": args.precision, "audio": str(args.audio),
+              "repeat": args.repeat, "machine": platform.processor() or platform.machine(), "rows": []}
     if extra is None:
         report["skipped"] = f"this port's Pipeline.from_folder has no pipeline option (asked for {args.pipeline})"
         print(report["skipped"])
     else:
-        for config in configurations(args.device, batches):
+        for config in [] if args.only_long else configurations(args.device, batches):
             if args.device != "cuda" and config["axis"] in CUDA_ONLY:
                 report["rows"].append({**config, "skipped": "CUDA only"})
                 continue
             report["rows"].append(run_configuration(folder, args.audio, args.device, config, args.repeat, extra))
-        report["rows"] += trunk_cuda_graph(folder, args.device, batch=32 if args.device == "cuda" else 2)
+        if not args.only_long:
+            report["rows"] += trunk_cuda_graph(folder, args.device, batch=32 if args.device == "cuda" else 2)
         if args.long_minutes > 0:
             report["long"] = long_run(folder, args.audio, args.device, args.long_minutes, extra)
         first = next((r.get("rttm") for r in report["rows"] if r.get("rttm") is not None), None)

@@ -3,11 +3,13 @@ hour built from the test recordings (or the AMI excerpts, --ami), measured from 
 the process (wait4's rusage of the child, the number /usr/bin/time -v prints as
 "Maximum resident set size").
 
-    .venv/bin/python benchmarks/memory.py [--minutes 60] [--ami] [--pyannote] [--json out.json]
+    .venv/bin/python benchmarks/memory.py [--minutes 60] [--ami] [--pipeline 3.1] [--pyannote] [--json out.json]
     .venv/bin/python benchmarks/memory.py --tail 5000 10000 20000 [--json out.json]
 
 --pyannote also runs pyannote.audio on the same file in a child process (long: tens of
-minutes on 2 cores) and checks that both RTTMs are identical.
+minutes on 2 cores) and checks that both RTTMs are identical. --pipeline: community-1
+(the default, pyannote 4's) or 3.1, both sides. The child's RSS is also sampled every
+--every seconds (/proc VmRSS) into the JSON's timeline, to say which stage peaks.
 
 --tail measures the clustering tail alone (`port.clustering.clustering`: filter,
 centroid linkage, fcluster, assignment) on E synthetic embeddings (E/2 chunks, two
@@ -36,8 +38,10 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 sys.path.insert(0, {repo!r})
 warnings.simplefilter("ignore")
 from reference import models
+from port.pipeline import Parameters
 from reference.run import audio_file, build_pipeline
-pipeline = build_pipeline(models.fixture_segmentation(), models.fixture_embedding(), device={device!r})
+pipeline = build_pipeline(models.fixture_segmentation(), models.fixture_embedding(), Parameters(pipeline={pipeline!r}),
+                          device={device!r})
 output = pipeline(audio_file({audio!r}))
 open({rttm!r}, "w").write(output.speaker_diarization.to_rttm())
 """
@@ -70,16 +74,42 @@ print(json.dumps({{"before_mb": before / 1024, "call_s": time.perf_counter() - b
 """
 
 
-def measure(command: list[str], capture: bool = False) -> dict:
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def measure(command: list[str], capture: bool = False, every: float = 0.0) -> dict:
     """Run a child; its wall time, peak RSS (MB, from wait4) and exit status
-    (with `capture`, also the JSON line it prints last)."""
+    (with `capture`, also the JSON line it prints last; with `every`, its RSS every
+    `every` seconds: [seconds since start, MB])."""
+    import threading
+
     began = time.perf_counter()
     stdout = subprocess.PIPE if capture else subprocess.DEVNULL
+    timeline: list[list[float]] = []
     with GpuMemory() as gpu:
         child = subprocess.Popen(command, cwd=REPO, stdout=stdout, stderr=subprocess.PIPE)
+        stop = threading.Event()
+
+        def sample():
+            while not stop.wait(every):
+                rss = _rss_mb(child.pid)
+                if rss is not None:
+                    timeline.append([round(time.perf_counter() - began, 1), round(rss, 1)])
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        if every:
+            sampler.start()
         out = child.stdout.read().decode(errors="replace") if capture else ""
         stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
         _, status, usage = os.wait4(child.pid, 0)
+        stop.set()
     report = {
         "seconds": time.perf_counter() - began,
         "gpu_memory_mb": gpu.peak_mb,
@@ -87,6 +117,7 @@ def measure(command: list[str], capture: bool = False) -> dict:
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "exit": os.waitstatus_to_exitcode(status),
         "stderr_tail": stderr.strip().splitlines()[-1:] if stderr.strip() else [],
+        **({"rss_timeline": timeline} if every else {}),
     }
     if capture and out.strip():
         report.update(json.loads(out.strip().splitlines()[-1]))
@@ -123,6 +154,19 @@ def rttm_der(reference: Path, hypothesis: Path) -> float:
     return float(DiarizationErrorRate()(ref, hyp))
 
 
+def _cpu() -> str:
+    """The CPU's model name (/proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60.0)
@@ -131,6 +175,10 @@ def main() -> None:
     parser.add_argument("--audio", type=Path, help="measure on this file instead of building one")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="both sides (pyannote: torch, port: ONNX Runtime)")
     parser.add_argument("--ami", action="store_true", help="cycle the AMI excerpts in ../shared/audio/ami (default: the test audio)")
+    parser.add_argument("--pipeline", choices=["community-1", "3.1"], default="community-1",
+                        help="which pipeline both sides run (default community-1, pyannote 4's)")
+    parser.add_argument("--precision", choices=["exact", "fast"], default="exact", help="the port's mode")
+    parser.add_argument("--every", type=float, default=10.0, help="sample the port's RSS every that many seconds (0: off)")
     parser.add_argument("--tail", type=int, nargs="+", metavar="E",
                         help="measure the clustering tail alone at these numbers of embeddings, then stop")
     parser.add_argument("--json", type=Path)
@@ -150,19 +198,23 @@ def main() -> None:
         sources = {"sources": ami_sources()} if args.ami else {}
         audio = build_long_recording(args.minutes * 60, folder / f"long_{args.minutes:g}min.wav", **sources)
     port_rttm = folder / "port.rttm"
-    command = [sys.executable, "-m", "port", str(audio), "--rttm", str(port_rttm), "--quiet", "--device", args.device]
+    command = [sys.executable, "-m", "port", str(audio), "--rttm", str(port_rttm), "--quiet", "--device", args.device,
+               "--pipeline", args.pipeline, "--precision", args.precision]
     # the fixture export unless told otherwise: the pyannote child runs the fixture models
-    command += ["--models", args.models or str(fixture_export())]
+    command += ["--models", args.models or str(fixture_export(fast=args.precision == "fast"))]
     import soundfile as sf
 
     duration = sf.info(str(audio)).duration
-    report = {"minutes": duration / 60, "audio": audio.name, "device": args.device,
-              "source": "given" if args.audio else "ami" if args.ami else "tests", "audio_mb": audio.stat().st_size / 1e6, "port": measure(command)}
+    report = {"minutes": duration / 60, "audio": audio.name, "device": args.device, "pipeline": args.pipeline,
+              "precision": args.precision, "date": time.strftime("%Y-%m-%d"), "cpu": _cpu(),
+              "source": "given" if args.audio else "ami" if args.ami else "tests", "audio_mb": audio.stat().st_size / 1e6,
+              "port": measure(command, every=args.every)}
     report["port"]["rtf"] = report["port"]["seconds"] / duration
     print(f"port: {report['port']['seconds']:.1f} s, peak RSS {report['port']['peak_rss_mb']:.0f} MB, exit {report['port']['exit']}")
     if args.pyannote:
         ref_rttm = folder / "pyannote.rttm"
-        code = PYANNOTE_CHILD.format(repo=str(REPO), audio=str(audio), rttm=str(ref_rttm), device=args.device)
+        code = PYANNOTE_CHILD.format(repo=str(REPO), audio=str(audio), rttm=str(ref_rttm), device=args.device,
+                                     pipeline=args.pipeline)
         report["pyannote"] = measure([sys.executable, "-c", code])
         report["pyannote"]["rtf"] = report["pyannote"]["seconds"] / duration
         print(f"pyannote: {report['pyannote']['seconds']:.1f} s, peak RSS {report['pyannote']['peak_rss_mb']:.0f} MB")

@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from common import SAMPLE, build_long_recording, pipelines
+from common import SAMPLE, build_long_recording, fixture_export, pipelines
 
 STAGES = ("segmentation", "embeddings", "rest")
 
@@ -76,22 +76,33 @@ def warm_up(reference, port, path: Path = SAMPLE) -> None:
         _port_once(port, path)
 
 
-def model_jobs(port, path: Path) -> list:
+# the batches the port ran before segmentation was split among the workers (16 chunks
+# per segmentation run, 4 per trunk run): the floor is also timed with them, so that a
+# change of the port's batches can never make the floor slower
+PREVIOUS_BATCHES = (16, 4)
+
+
+def model_jobs(port, path: Path, batches: tuple[int, int] | None = None) -> list:
     """The port's model calls on `path`, inputs prepared: one job per segmentation
-    batch, one per trunk + head batch of chunks the port embeds (same batches)."""
+    piece (the port's: `split_batch` of each batch among its workers), one per trunk +
+    head batch of chunks the port embeds (same batches). With `batches` (segmentation,
+    embedding), those batch sizes instead, segmentation batches unsplit."""
     from port import audio, segmentation
     from port.embedding import masks
+    from port.pipeline import split_batch
 
     native, sample_rate, waveform = port.load(path)
     model, embedding, chunks = port.segmentation, port.embedding, port.chunks
+    segmentation_batch, embedding_batch = batches or (model.batch_size, embedding.batch_size)
     window_size, step_size = segmentation.window_sizes(model.sample_rate, model.duration, chunks.step)
-    batches = list(segmentation.iter_chunks(waveform, window_size, step_size, model.batch_size))
-    binarized = np.concatenate([model.to_multilabel(model(batch)) for batch in batches])
+    batches_ = list(segmentation.iter_chunks(waveform, window_size, step_size, segmentation_batch))
+    pieces = [batch[a:b] for batch in batches_ for a, b in split_batch(len(batch), 1 if batches else port.workers)]
+    binarized = np.concatenate([model.to_multilabel(model(piece)) for piece in pieces])
     min_num_frames = embedding.min_num_frames(binarized.shape[1], chunks.duration)
     weights = masks(binarized, min_num_frames, exclude_overlap=port.parameters.exclude_overlap)
-    jobs = [functools.partial(model, batch) for batch in batches]
-    for c in range(0, len(weights), embedding.batch_size):
-        part = slice(c, c + embedding.batch_size)
+    jobs = [functools.partial(model, piece) for piece in pieces]
+    for c in range(0, len(weights), embedding_batch):
+        part = slice(c, c + embedding_batch)
         run = np.any(weights[part] > 0, axis=(1, 2)) if embedding.split else np.ones(len(weights[part]), dtype=bool)
         if run.any():
             starts = chunks.start + np.arange(c, c + len(run))[run] * chunks.step
@@ -128,32 +139,49 @@ def _workers(n: int) -> str:
 
 def bench(path: Path, reference, port, repeat: int, other=None) -> dict:
     """Best of `repeat` for pyannote, the port at its default setting and, if given,
-    the port with the other number of workers (`other`), run in turns."""
+    the port with the other number of workers (`other`), run in turns; the floor is the
+    fastest of the models alone in either setting, with the port's batches or the
+    previous ones (PREVIOUS_BATCHES)."""
     runs = {"pyannote": [], "port": [], "other": []}
-    floors = {"port": [], "other": []}
-    jobs = model_jobs(port, path)
-    other_jobs = model_jobs(other, path) if other else []
+    settings = {"port": port, **({"other": other} if other else {})}
+    jobs = {(kind, layout): model_jobs(pipeline, path, None if layout == "port" else PREVIOUS_BATCHES)
+            for kind, pipeline in settings.items() for layout in ("port", "previous")}
+    floors = {key: [] for key in jobs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(repeat):
             runs["pyannote"].append(_reference_once(reference, path))
-        for _ in range(repeat):  # in turns: the same load for all three
+        for _ in range(repeat):  # in turns: the same load for all
             runs["port"].append(_port_once(port, path))
-            floors["port"].append(_floor_once(jobs, port.workers))
+            for key, batch_jobs in jobs.items():
+                if key[0] == "port":
+                    floors[key].append(_floor_once(batch_jobs, port.workers))
             if other:
                 runs["other"].append(_port_once(other, path))
-                floors["other"].append(_floor_once(other_jobs, other.workers))
+                for key, batch_jobs in jobs.items():
+                    if key[0] == "other":
+                        floors[key].append(_floor_once(batch_jobs, other.workers))
     best = {side: min(r, key=lambda run: run[0]) for side, r in runs.items() if r}
-    floor = {kind: (min(w for w, _ in f), min(c for _, c in f)) for kind, f in floors.items() if f}
-    floor_s = min(wall for wall, _ in floor.values())
+    floor = {key: (min(w for w, _ in f), min(c for _, c in f)) for key, f in floors.items() if f}
+    fastest = min(floor, key=lambda key: floor[key][0])
+    floor_s = floor[fastest][0]
     floor_cpu_s = min(cpu for _, cpu in floor.values())
     port_cpu_s = min(run[1]["cpu"] for run in runs["port"])
     import soundfile as sf
 
     duration = sf.info(str(path)).duration
+
+    def batches_of(kind, layout):
+        pipeline = settings[kind]
+        if layout == "previous":
+            return {"segmentation": PREVIOUS_BATCHES[0], "embedding": PREVIOUS_BATCHES[1], "pieces_per_batch": 1}
+        return {"segmentation": pipeline.segmentation.batch_size, "embedding": pipeline.embedding.batch_size,
+                "pieces_per_batch": pipeline.workers}
+
     entry = {
         "audio": path.name,
         "duration_s": round(duration, 2),
+        "precision": port.precision,
         "rttm_identical": best["pyannote"][2] == best["port"][2],
         "pyannote_s": best["pyannote"][0],
         "port_s": best["port"][0],
@@ -163,9 +191,11 @@ def bench(path: Path, reference, port, repeat: int, other=None) -> dict:
         "port_cpu_s": port_cpu_s,
         "floor_cpu_s": floor_cpu_s,
         "port_floor_cpu_ratio": port_cpu_s / floor_cpu_s,
-        # the floor is the faster of the two settings' models-alone times
-        "floors": {kind: {"workers": (port if kind == "port" else other).workers, "wall_s": w, "cpu_s": c}
-                   for kind, (w, c) in floor.items()},
+        # the floor is the fastest of the settings' models-alone times
+        "floor_setting": {"workers": settings[fastest[0]].workers, "batches": fastest[1]},
+        "floors": {f"{kind}/{layout}": {"workers": settings[kind].workers, "batches": batches_of(kind, layout),
+                                        "wall_s": w, "cpu_s": c}
+                   for (kind, layout), (w, c) in floor.items()},
         "workers": port.workers,
         "other_workers": other.workers if other else None,
         "port_other_workers_s": best["other"][0] if "other" in best else None,
@@ -204,6 +234,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--pipeline", choices=["community-1", "3.1"], default="community-1",
                         help="which pipeline both sides run (default community-1, pyannote 4's)")
+    parser.add_argument("--precision", choices=["exact", "fast"], default="exact",
+                        help="the port's mode (fast: its graphs are derived first if missing)")
     args = parser.parse_args()
 
     from rich.console import Console
@@ -215,12 +247,12 @@ def main() -> None:
     if args.minutes:
         paths.append(build_long_recording(args.minutes * 60, Path(tmp.name) / f"long_{args.minutes:g}min.wav"))
     with console.status("loading models, warming up"):
-        reference, port = pipelines(args.device, args.pipeline)
+        reference, port = pipelines(args.device, args.pipeline, args.precision)
         from port.pipeline import Pipeline
 
         # the setting the default is not (1 or 2 workers), timed beside it
-        other = Pipeline.from_folder(port.segmentation.path.parent, device=args.device,
-                                     parameters=port.parameters, workers=2 if port.workers == 1 else 1)
+        other = Pipeline.from_folder(fixture_export(), device=args.device, parameters=port.parameters,
+                                     workers=2 if port.workers == 1 else 1, precision=args.precision)
         warm_up(reference, port, paths[0])
         _port_once(other, paths[0])
     results = []
@@ -233,6 +265,9 @@ def main() -> None:
 
     machine = {
         "pipeline": args.pipeline,
+        "precision": args.precision,
+        "formulations": port.formulations,
+        "date": time.strftime("%Y-%m-%d"),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -242,7 +277,7 @@ def main() -> None:
         "port_workers": port.workers,
         "port_batches": {"segmentation": port.segmentation.batch_size, "embedding": port.embedding.batch_size},
     }
-    table = Table(title=f"{args.pipeline}: port ({_workers(port.workers)}) vs pyannote.audio 4.0.7, "
+    table = Table(title=f"{args.pipeline}: port ({args.precision}, {_workers(port.workers)}) vs pyannote.audio 4.0.7, "
                         f"fixture weights, {machine['cores']} cores, {port.providers['embedding']}")
     for column in ("audio", "pyannote s", "port s", "speed-up", "floor s", "port/floor", "port/floor CPU",
                    f"{_workers(other.workers)} s", "segmentation", "embeddings", "rest", "RTTM"):
