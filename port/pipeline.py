@@ -189,14 +189,16 @@ class Pipeline:
         """Load `segmentation.onnx` and the embedding graphs from one export folder.
 
         The port's own batch sizes (chunks per ONNX run) are small on a CPU (16 and
-        4): there they cost no speed, and they bound the activations held in memory
+        2): there they cost no speed, and they bound the activations held in memory
         (the ResNet trunk needs ~60 MB per chunk). On CUDA both are 32, pyannote's
         own default, since each run's launch costs more than its work. `workers`
         threads share the cores (each ONNX session gets cores / workers threads):
-        one segments while the others embed the chunks already segmented; none
-        changes results. By default 1 on a CPU (one 2-thread session beat two
-        1-thread workers on an idle 2-core machine: README, Speed) and 2 on CUDA,
-        where the CPU's fbank overlaps the GPU's segmentation. community-1's PLDA is read from
+        they segment first, each batch split among them, then embed the chunks already
+        segmented; none changes results. By default 2 (with at least 2 cores): the
+        exact LSTM's Scan runs many small sequential steps, which two single-threaded
+        workers overlap better than one session uses two threads (docs/performance.md),
+        and on CUDA the CPU's fbank overlaps the GPU's work. 1 on a single core.
+        community-1's PLDA is read from
         `plda` (a folder with xvec_transform.npz and plda.npz), else the export's own
         `plda/`, else the repository's `reference/pretrained/plda`. `fbank`: "numpy", "graph"
         (`fbank.onnx`, with the trunk/head split the crops' fbank and trunk features stay
@@ -207,8 +209,8 @@ class Pipeline:
         precision = runtime.check_precision(precision)
         gpu = runtime.resolve(device)[0] == "cuda"
         segmentation_batch = segmentation_batch or (32 if gpu else 16)
-        embedding_batch = embedding_batch or (32 if gpu else 4)
-        workers = max(1, int(workers or (2 if gpu else 1)))
+        embedding_batch = embedding_batch or (32 if gpu else 2)
+        workers = max(1, int(workers or (2 if gpu or (os.cpu_count() or 1) >= 2 else 1)))
         threads = max(1, (os.cpu_count() or 1) // workers)
         parameters = parameters or Parameters()
         if parameters.pipeline == "community-1":

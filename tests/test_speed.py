@@ -19,9 +19,10 @@ AMI = REPO.parent / "shared" / "audio" / "ami"
 
 
 def test_workers_change_nothing(onnx_folder, tmp_path, monkeypatch):
-    """One worker on all-core sessions (the CPU default), two single-threaded workers
-    (segmentation overlapped with fbank and trunk), and the default with numpy's BLAS
-    left multi-threaded dump bit-identical stages, in the same order, with a hook."""
+    """The CPU default (two single-threaded workers: segmentation split between them, then
+    embeddings beside it, trunk batches of 2), one worker on all-core sessions with the
+    previous batches (16 and 4), and the default with numpy's BLAS left multi-threaded
+    dump bit-identical stages, in the same order, with a hook."""
     import contextlib
 
     import soundfile as sf
@@ -31,12 +32,14 @@ def test_workers_change_nothing(onnx_folder, tmp_path, monkeypatch):
     short = tmp_path / "short.wav"  # 14 s: 5 chunks, so batches of 4 meet the padded last chunk
     data, rate = sf.read(SAMPLE, dtype="float32", frames=14 * 16000)
     sf.write(short, data, rate)
-    assert Pipeline.from_folder(onnx_folder, device="cpu").workers == 1
+    default = Pipeline.from_folder(onnx_folder, device="cpu")
+    cores = os.cpu_count() or 1
+    assert default.workers == (2 if cores >= 2 else 1) and default.embedding.batch_size == 2
     results = []
-    for workers, blas_limited in ((1, True), (2, True), (1, False)):
+    for settings, blas_limited in (({}, True), ({"workers": 1, "embedding_batch": 4}, True), ({}, False)):
         if not blas_limited:
             monkeypatch.setattr(runtime, "models_own_the_cores", contextlib.nullcontext)
-        pipeline = Pipeline.from_folder(onnx_folder, device="cpu", workers=workers)
+        pipeline = Pipeline.from_folder(onnx_folder, device="cpu", **settings)
         order = []
         result = pipeline(short, hook=lambda stage, name, value: order.append((stage, name, value)))
         results.append((result, order))
@@ -66,6 +69,8 @@ def test_arena_release_changes_nothing(onnx_folder):
 
     assert releases_arenas(RELEASE_FROM, RELEASE_FROM) and not releases_arenas(RELEASE_FROM - 1, RELEASE_FROM)
     assert not releases_arenas(RELEASE_FROM - 1, RELEASE_FROM - 1)  # short recordings keep them
+    # with two workers the last two batches run side by side: the one that ends last releases
+    assert releases_arenas(RELEASE_FROM - 2, RELEASE_FROM, span=2) and not releases_arenas(RELEASE_FROM - 3, RELEASE_FROM, span=2)
 
 
 def test_cuda_provider_keeps_tf32_off():
