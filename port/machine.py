@@ -44,10 +44,12 @@ def blas() -> str:
     try:
         from threadpoolctl import threadpool_info
 
-        for entry in threadpool_info():
-            if entry.get("user_api") == "blas":
-                parts = [entry.get("internal_api", "?"), entry.get("version") or "", entry.get("architecture") or ""]
-                return " ".join(p for p in parts if p)
+        found = [entry for entry in threadpool_info() if entry.get("user_api") == "blas"]
+        # numpy's own BLAS (scipy may have loaded another copy: which is first depends on imports)
+        found.sort(key=lambda entry: "numpy" not in str(entry.get("filepath", "")))
+        for entry in found:
+            parts = [entry.get("internal_api", "?"), entry.get("version") or "", entry.get("architecture") or ""]
+            return " ".join(p for p in parts if p)
     except Exception:  # noqa: BLE001 - a description, never a failure
         pass
     try:
