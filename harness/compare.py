@@ -378,12 +378,12 @@ def _call_of(name: str) -> str | None:
 
 
 def _rttm_labels(reader: DumpReader | None, annotation: str) -> dict[str, int] | None:
-    """pyannote's renaming as a dump says it: SPEAKER_<i> is the i-th smallest cluster of
-    the diarization's segments (`speaker_labels`)."""
+    """pyannote's renaming as a dump says it: SPEAKER_<i> is the i-th cluster of the
+    diarization's segments in `Annotation.labels()` order (sorted as strings)."""
     if reader is None or not reader.has(annotation, "call0_out_segments"):
         return None
     segments = np.asarray(reader.load(annotation, "call0_out_segments"), dtype=np.float64).reshape(-1, 3)
-    clusters = sorted({int(k) for k in segments[:, 2]})
+    clusters = sorted({int(k) for k in segments[:, 2]}, key=str)
     return {f"SPEAKER_{i:02d}": k for i, k in enumerate(clusters)}
 
 
