@@ -89,17 +89,29 @@ def test_fewer_than_two_embeddings_is_a_reason(tmp_path):
     assert unreached_reason(reader, "09-filter") is None
 
 
-def test_missing_stage_is_not_implemented_and_stages_limit_the_verdict(tmp_path):
+def test_missing_stage_is_a_hole_or_not_implemented_and_stages_limit_the_verdict(tmp_path):
     early = _early(count=0)
     ref = _dump(tmp_path, "reference", early)
     cand = _dump(tmp_path, "cand", {k: v for k, v in early.items() if k != "03-segmentation"})
     verdict = judge(ref, cand)
-    assert verdict.stages["03-segmentation"].status == "not implemented"
+    # missing between stages the candidate dumped (02 and 04): a hole, a failure named first
+    assert verdict.stages["03-segmentation"].status == "missing" and "hole" in verdict.stages["03-segmentation"].reason
     assert verdict.stages["02-chunks"].status == "pass"
-    assert not verdict.passed and not verdict.stages["03-segmentation"].passed  # undeclared: a failure
-    # named first only when nothing the candidate dumped fails (not implemented stages are skipped first)
+    assert not verdict.passed and not verdict.stages["03-segmentation"].passed
+    assert verdict.first_failure == "03-segmentation" and verdict.holes == ["03-segmentation"]
+    assert verdict.stages["04-multilabel"].bounds == "chain"  # its input (03) was never dumped by the candidate
     assert judge(ref, cand, stages=parse_stages("01-05")).first_failure == "03-segmentation"
     assert judge(ref, cand, stages=parse_stages("01-02,04-05")).passed
+    # a port that stops earlier: the stages after its last are not implemented, no hole
+    late = _dump(tmp_path / "late", "cand", {k: v for k, v in early.items() if k in ("01-audio", "02-chunks")})
+    verdict = judge(ref, late)
+    assert verdict.holes == [] and verdict.stages["03-segmentation"].status == "not implemented"
+    assert not verdict.passed and verdict.first_failure == "03-segmentation"  # undeclared, named when nothing else fails
+    # declared: shown, not failed
+    declared = _dump(tmp_path / "declared", "cand", {k: v for k, v in early.items() if k != "03-segmentation"},
+                     not_implemented=["03-segmentation"])
+    assert judge(ref, declared).stages["03-segmentation"].status == "not implemented"
+    assert judge(ref, declared).passed
 
 
 def test_parse_stages():
@@ -226,6 +238,27 @@ def test_deleted_stage_fails_as_not_implemented(clean, tmp_path):
     shutil.rmtree(cand / "07-masks")
     code, result = _compare(reference, cand, tmp_path)
     assert code == 1 and result["first_failure"] == "07-masks" and result["not_implemented"] == ["07-masks"]
+
+
+@pytest.mark.parametrize("stage", ["03-segmentation", "06-fbank", "08-embeddings", "10-linkage", "12-assign"])
+def test_a_hole_fails_first_and_the_next_stage_is_judged_along_the_chain(clean, tmp_path, stage):
+    """One middle stage deleted from the port's dump: that stage fails first (a hole), and the
+    stages after it, which read it, are judged with the chain bounds and pass (the port's own
+    chain drift, not the reference's inputs: isolated bounds would fail them spuriously)."""
+    from port.vocabulary import PIPELINE_31
+
+    reference, copy = clean
+    cand = copy(f"hole-{stage}")
+    shutil.rmtree(cand / stage)
+    code, result = _compare(reference, cand, tmp_path)
+    assert code == 1 and result["first_failure"] == stage and result["holes"] == [stage]
+    stages = {s["stage"]: s for s in result["stages"]}
+    # the stages that read the deleted one (10-linkage's and 12-assign's readers read the Z and the
+    # hard clusters they echo, equal to the reference's: judged by those, they pass either way)
+    readers = [s.name for s in PIPELINE_31.stages if s.name != stage and any(i.startswith(stage + "/") for i in s.inputs)]
+    for later in readers:
+        assert stages[later]["bounds"] == "chain" and stages[later]["passed"], (later, stages[later])
+    assert [s for s, v in stages.items() if not v["passed"]] == [stage]
 
 
 def test_nan_embedding_fails_at_embeddings(clean, tmp_path):
