@@ -341,7 +341,10 @@ def _rttm_line_changes(reference: str, candidate: str) -> tuple[int, int]:
     """(lines of either RTTM the other lacks, lines in all), uri aside."""
     from collections import Counter
 
-    a, b = Counter(_rttm_fields(reference)), Counter(_rttm_fields(candidate))
+    def fields(text: str) -> list[tuple[str, str, str]]:  # (start, duration, speaker) of each line
+        return [(f[3], f[4], f[7]) for f in (line.split() for line in text.splitlines()) if len(f) > 7]
+
+    a, b = Counter(fields(reference)), Counter(fields(candidate))
     return sum(((a - b) + (b - a)).values()), sum(a.values()) + sum(b.values())
 
 
