@@ -89,8 +89,10 @@ def _pct(value) -> str:
 def render(results: dict) -> str:
     """The modes table in Markdown, one block per pipeline."""
     lines = [f"Measured {results['date']} on {results['cpu']} ({results['cores']} cores), `benchmarks/modes.py` "
-             f"({results['seconds_taken'] / 60:.0f} min for both pipelines): the {results['recordings']} AMI excerpts "
-             f"of `{results['audio']}`, the exact pretrained segmentation and the fixture embedding, CPU. "
+             f"({results['seconds_taken'] / 60:.0f} min for both pipelines"
+             + (f"; {results['note']}" if results.get("note") else "") + "): "
+             f"the {results['recordings']} AMI excerpts of `{'/'.join(Path(results['audio']).parts[-3:])}`, "
+             "the exact pretrained segmentation and the fixture embedding, CPU. "
              "Seconds are the port alone, summed over the excerpts (best of 2, exact and fast in turns, "
              "same process). DER is pooled over the excerpts against their reference RTTMs, no collar, "
              "overlap scored.", ""]
@@ -142,6 +144,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="default: benchmarks/results/modes-<cpu>.json")
     parser.add_argument("--docs", type=Path, default=DOCS, help="the page whose modes table is replaced ('' for none)")
     parser.add_argument("--work", type=Path, help="keep dumps and reports here (default: a temporary folder)")
+    parser.add_argument("--note", help="a note on how it was measured (for instance the machine's load), kept with the figures")
     args = parser.parse_args()
 
     audio = sorted(args.audio.glob("*.wav"))
@@ -161,6 +164,7 @@ def main() -> None:
         "recordings": len(audio),
         "command": "benchmarks/modes.py " + " ".join(sys.argv[1:]),
         "seconds_taken": time.perf_counter() - began,
+        **({"note": args.note} if args.note else {}),
         "pipelines": pipelines,
     }
     target = args.json or RESULTS / f"modes-{slug(cpu)}.json"
