@@ -84,8 +84,7 @@ class Embedding:
         """Each embedding graph's formulation ("float32", or the fast trunk's: "int8-static", ...)."""
         if not self.split:
             return {"embedding": runtime.formulation_of(self.whole)}
-        tf32 = dict(self.trunk.get_provider_options().get(runtime.CUDA, {})).get("use_tf32") == "1"
-        return {"embedding-trunk": "tf32" if tf32 else runtime.formulation_of(self.trunk),
+        return {"embedding-trunk": "tf32" if runtime.tf32_of(self.trunk) else runtime.formulation_of(self.trunk),
                 "embedding-head": runtime.formulation_of(self.head)}
 
     def min_num_frames(self, num_frames: int, duration: float) -> int:

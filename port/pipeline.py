@@ -215,7 +215,8 @@ class Pipeline:
         parameters = parameters or Parameters()
         if parameters.pipeline == "community-1":
             plda = load_plda(plda or (folder / "plda" if (folder / "plda").is_dir() else None))
-        graphs = {"segmentation": folder / "segmentation.onnx", "trunk": None, "tf32": False, "choice": None}
+        graphs = {"segmentation": folder / "segmentation.onnx", "segmentation_tf32": False, "trunk": None, "tf32": False,
+                  "choice": None}
         if precision == "fast":
             if not split:
                 raise ValueError("the fast mode runs the trunk/head split (split=True)")
@@ -223,7 +224,7 @@ class Pipeline:
             graphs = runtime.fast_graphs(folder, device, threads, [head["fbank_frames"], head["fbank"]["num_mel_bins"]])
         return cls(
             Segmentation(graphs["segmentation"], device=device, batch_size=segmentation_batch, threads=threads,
-                         tf32=graphs["tf32"]),
+                         tf32=graphs["segmentation_tf32"]),
             Embedding(folder, device=device, batch_size=embedding_batch, split=split, threads=threads, fbank=fbank,
                       trunk=graphs["trunk"], tf32=graphs["tf32"]),
             parameters,

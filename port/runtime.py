@@ -228,6 +228,11 @@ def formulation_of(sess, default: str = "float32") -> str:
     return default
 
 
+def tf32_of(sess) -> bool:
+    """Whether a session runs on CUDA with TF32 allowed."""
+    return dict(sess.get_provider_options().get(CUDA, {})).get("use_tf32") == "1"
+
+
 def machine_key(kind: str, threads: int) -> str:
     """What a trunk timing depends on: the CPU (model and the SIMD it has), ONNX Runtime,
     the provider and the threads per session."""
@@ -302,13 +307,15 @@ def fast_trunk(folder: str | Path, kind: str, threads: int, fbank_shape: list[in
 
 
 def fast_graphs(folder: str | Path, device: str, threads: int, fbank_shape: list[int]) -> dict:
-    """The fast mode's graphs: {"segmentation": path, "trunk": path, "trunk_formulation": ...,
-    "tf32": bool, "choice": {...}}; ModelError when the export has no fast graphs."""
+    """The fast mode's graphs: {"segmentation": path, "segmentation_tf32": bool, "trunk": path,
+    "trunk_formulation": ..., "tf32": bool (the trunk's), "choice": {...}}; ModelError when the
+    export has no fast graphs."""
     folder = Path(folder)
     kind, _ = resolve(device)
     segmentation = folder / FAST_DIR / "segmentation.onnx"
     if not segmentation.is_file():
         raise ModelError(f"no fast graphs in {folder} (run 'python verify.py export --precision fast')")
     formulation, choice = fast_trunk(folder, kind, threads, fbank_shape)
-    return {"segmentation": segmentation, "trunk": folder / TRUNKS[kind][formulation],
-            "trunk_formulation": formulation, "tf32": formulation == "tf32", "choice": choice}
+    return {"segmentation": segmentation, "segmentation_tf32": kind == "cuda",  # cuDNN's LSTM, TF32 allowed
+            "trunk": folder / TRUNKS[kind][formulation], "trunk_formulation": formulation,
+            "tf32": formulation == "tf32", "choice": choice}

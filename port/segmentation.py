@@ -44,8 +44,9 @@ class Segmentation:
 
     @property
     def formulation(self) -> str:
-        """"exact-lstm" (the LSTM as a Scan, float64 activations and cell) or "lstm-op" (ONNX Runtime's)."""
-        return runtime.formulation_of(self.session)
+        """"exact-lstm" (the LSTM as a Scan, float64 activations and cell) or "lstm-op" (ONNX Runtime's),
+        "+tf32" when CUDA may round its products to TF32."""
+        return runtime.formulation_of(self.session) + ("+tf32" if runtime.tf32_of(self.session) else "")
 
     def __call__(self, chunks: np.ndarray, last: bool = False) -> np.ndarray:
         """Model forward: (batch, 1, num_samples) float32 -> (batch, num_frames, classes) log-probabilities.

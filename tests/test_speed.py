@@ -80,6 +80,8 @@ def test_cuda_provider_keeps_tf32_off():
     (name, options), cpu = runtime.providers("cuda")
     assert name == runtime.CUDA and options["use_tf32"] == "0" and cpu == runtime.CPU
     assert runtime.providers("cpu") == [runtime.CPU]
+    (_, fast), _ = runtime.providers("cuda", tf32=True)  # only the fast mode asks for TF32
+    assert fast["use_tf32"] == "1"
 
 
 @pytest.mark.slow  # minutes: pyannote and the port on three recordings, twice over
