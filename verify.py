@@ -225,12 +225,12 @@ def _print_turns(console, name: str, turns: list) -> None:
     from rich.table import Table
 
     speakers = sorted({label for _, _, label in turns})
-    console.print(f"port diarization of {name}: {len(speakers)} speaker(s), {len(turns)} turns")
+    console.print(f"port diarization of {_shown(name)}: {len(speakers)} speaker(s), {len(turns)} turns")
     table = Table()
     for column in ("start", "end", "speaker"):
         table.add_column(column, justify="right" if column != "speaker" else "left")
     for start, end, label in turns:
-        table.add_row(f"{start:.3f}", f"{end:.3f}", label)
+        table.add_row(f"{start:.3f}", f"{end:.3f}", _shown(label))
     console.print(table)
 
 
@@ -457,7 +457,7 @@ def verify_given(setup: Setup, args, name: str, folder: Path, progress=None) -> 
     # with --num/min/max-speakers the two sides are compared with each other only
     capture = folder / "reference.rttm"
     constrained = any(value is not None for value in speakers.values())
-    matches_capture = (_rttm_fields(port_result.rttm) == _rttm_fields(capture.read_text())
+    matches_capture = (_rttm_fields(port_result.rttm) == _rttm_fields(inputs.reference_rttm(folder))
                        if capture.is_file() and not constrained else None)
     annotation = setup.port.description.named("annotation")
     return {
@@ -492,20 +492,20 @@ def _print_recording(console, entry: dict) -> None:
     console.print(
         f"reference: {speakers['reference']} speakers"
         + (f", speaker count takes {entry['count_values']}" if entry["count_values"] is not None else "")
-        + (f", DER {100 * der['reference']:.1f} % against {truth}" if der["reference"] is not None else "")
-        + f"; decoded by {entry['decoders']['reference']}"
+        + (f", DER {100 * der['reference']:.1f} % against {_shown(truth)}" if der["reference"] is not None else "")
+        + f"; decoded by {_shown(entry['decoders']['reference'])}"
     )
     console.print(
         f"port: {speakers['port']} speakers"
         + (f", DER {100 * der['port']:.1f} %" if der["port"] is not None else "")
         + f"; {seconds['port']:.1f}s vs pyannote {seconds['reference']:.1f}s"
-        + f" ({seconds['reference'] / max(seconds['port'], 1e-9):.1f}x); decoded by {entry['decoders']['port']}"
+        + f" ({seconds['reference'] / max(seconds['port'], 1e-9):.1f}x); decoded by {_shown(entry['decoders']['port'])}"
     )
     console.print("[green]RTTM identical[/green]" if entry["rttm"]["identical"] else "[red]RTTM differs[/red]")
     if entry["rttm"].get("matches_capture") is not None:
-        console.print(f"[green]the port's diarization equals {entry['rttm']['capture']}[/green]"
+        console.print(f"[green]the port's diarization equals {_shown(entry['rttm']['capture'])}[/green]"
                       if entry["rttm"]["matches_capture"] else
-                      f"[red]the port's diarization differs from {entry['rttm']['capture']}[/red]")
+                      f"[red]the port's diarization differs from {_shown(entry['rttm']['capture'])}[/red]")
 
 
 def _summary(console, entries: list[dict]) -> dict:
@@ -537,10 +537,10 @@ def _summary(console, entries: list[dict]) -> dict:
     for stage in sorted(set(worst) | set(failed)):  # NN-stage folders sort in pipeline order
         w = worst.get(stage, {})
         i, c, r = w.get("isolated"), w.get("chain"), w.get("ratio")
-        table.add_row(stage, _fmt(i["max_abs"]) if i else "-", i["recording"] if i else "",
-                      _fmt(c["max_abs"]) if c else "-", c["recording"] if c else "",
-                      f"{r['ratio']:.2f}x" if r else "-", r["recording"] if r else "",
-                      ", ".join(failed.get(stage, [])) or "")
+        table.add_row(stage, _fmt(i["max_abs"]) if i else "-", _shown(i["recording"]) if i else "",
+                      _fmt(c["max_abs"]) if c else "-", _shown(c["recording"]) if c else "",
+                      f"{r['ratio']:.2f}x" if r else "-", _shown(r["recording"]) if r else "",
+                      _shown(", ".join(failed.get(stage, []))) or "")
     console.print(table)
     identical = sum(e["rttm"]["identical"] for e in entries)
     passed = sum(e["passed"] for e in entries)
@@ -585,10 +585,10 @@ def _run_all(console, args, recordings: list[tuple[str, Path]], setup: Setup | N
         for index, (name, path) in enumerate(recordings):
             with _progress(console) as progress:
                 overall = progress.add_task(f"recordings", total=len(recordings), completed=index)
-                task = progress.add_task(name, total=None)
+                task = progress.add_task(_shown(name), total=None)
 
                 def report(description, total=None, completed=0):
-                    progress.update(task, description=description, total=total, completed=completed)
+                    progress.update(task, description=_shown(description), total=total, completed=completed)
 
                 entry = verify(setup, args, name, path, progress=report)
                 progress.update(overall, completed=index + 1)
@@ -884,17 +884,19 @@ def command_compare(args) -> int:
 def _compare_summary(console, recordings: list[dict]) -> dict:
     """The last lines of a comparison of several recordings: how many passed, where each failed first."""
     passed = [r["name"] for r in recordings if r["passed"]]
-    failed = {r["name"]: r["first_failure"] for r in recordings if not r["passed"]}
+    failed = {r["name"]: r["first_failure"] for r in recordings if r.get("outcome", "drift") == "drift" and not r["passed"]}
+    nothing = [r["name"] for r in recordings if r.get("outcome") == "nothing judged"]
     declared = sorted({n for r in recordings for n in r["declared_not_implemented"]})
     exercised = sorted({k for r in recordings for k, v in r["coverage"].items() if v["exercised"]})
     never = sorted({k for r in recordings for k in r["coverage"]} - set(exercised))
     console.print(f"summary: {len(passed)} of {len(recordings)} recordings pass" + (
-        "; first failures: " + ", ".join(f"{n} at {s}" for n, s in failed.items()) if failed else ""))
+        "; first failures: " + _shown(", ".join(f"{n} at {s}" for n, s in failed.items())) if failed else "")
+        + (f"; nothing judged: {_shown(_few(nothing))}" if nothing else ""))
     if declared:
-        console.print(f"summary: declared not implemented: {', '.join(declared)}")
+        console.print(f"summary: declared not implemented: {_shown(_few(declared, 32))}")
     if never:
         console.print(f"summary: branches no recording exercised: {', '.join(never)}")
-    return {"passed": [len(passed), len(recordings)], "first_failures": failed, "declared_not_implemented": declared,
+    return {"passed": [len(passed), len(recordings)], "first_failures": failed, "nothing_judged": nothing, "declared_not_implemented": declared,
             "branches_exercised": exercised, "branches_never_exercised": never}
 
 

@@ -185,8 +185,24 @@ def load_given(folder: str | Path) -> dict:
         if not all(np.isfinite(window)) or min(window[1], window[2], window[4], window[5]) <= 0:
             raise GivenError(f"{folder / 'reconstruction.npz'}: durations and steps must be positive and finite")
         chunks, frames = tuple(window[:3]), tuple(window[3:])
+    if os.path.lexists(folder / "reference.rttm"):  # the capture's own diarization, compared after the run
+        reference_rttm(folder)
     return {"segmentations": segmentations.astype(np.float32, copy=False),
             "embeddings": embeddings.astype(np.float32, copy=False), "chunks": chunks, "frames": frames}
+
+
+def reference_rttm(folder: str | Path) -> str:
+    """The capture's ``reference.rttm`` (pyannote's diarization of it), read as any dump's RTTM:
+    a regular file, UTF-8, well-formed SPEAKER lines; GivenError naming it otherwise."""
+    from .dumps import RTTM_LIMIT, DumpError, read_text, rttm_turns
+
+    path = Path(folder) / "reference.rttm"
+    try:
+        text = read_text(path, RTTM_LIMIT, "RTTM file")
+        rttm_turns(text, path)
+    except DumpError as error:
+        raise GivenError(str(error)) from None
+    return text
 
 
 def given_sha256(folder: str | Path) -> str:
