@@ -31,7 +31,8 @@ SAMPLE = REPO / "tests" / "data" / "sample.wav"
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # ONNX Runtime's ~/.cache/Microsoft database (docs/cli.md)
 
 from port.exits import (  # noqa: E402 - the contract of every command (docs/cli.md, "Exit status")
-    EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_INTERRUPTED, EXIT_NOTHING_JUDGED, EXIT_OK, EXIT_TERMINATED, UsageError,
+    EXIT_DRIFT, EXIT_INTERRUPTED, EXIT_NOTHING_JUDGED, EXIT_OK, EXIT_TERMINATED, ArgumentParser,
+    UsageError,
 )
 
 
@@ -984,17 +985,10 @@ def _pipeline_options(parser):
                                                       "default: reference/pretrained/plda)")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one line too (UsageError: exit 2, no usage block)."""
-
-    def error(self, message):
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
 def parser() -> argparse.ArgumentParser:
     from port.vocabulary import PIPELINES
 
-    main = _Parser(prog="verify.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    main = ArgumentParser(prog="verify.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     main.add_argument("--debug", action="store_true", help="on an unforeseen error, print its traceback")
     commands = main.add_subparsers(dest="command", required=True)
 

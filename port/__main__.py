@@ -41,8 +41,8 @@ def find_models(folder: str | None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m port", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = exits.ArgumentParser(prog="python -m port", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", nargs="+", help="audio files (wav, flac, mp3, m4a, ogg, opus, ...), folders, list files")
     parser.add_argument("--rttm", help="write the RTTM here (a folder when several files are given); default: print it")
     parser.add_argument("--models", help="folder of exported ONNX models (default: newest under models/)")
@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plda", help="community-1's PLDA folder (xvec_transform.npz, plda.npz)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--debug", action="store_true", help="on an unforeseen error, print its traceback")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parser.parse_args(argv)
+    except exits.UsageError as error:  # one line, exit 2
+        return exits.report(error, "python -m port", debug="--debug" in argv)
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -12,6 +12,7 @@ docs/cli.md ("Exit status") is the user's page of this contract.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import traceback
@@ -35,6 +36,13 @@ _OURS = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 
 class UsageError(ValueError):
     """A command line that cannot be run (an option's value, two outputs on one path); one line."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line too (UsageError: exit 2, no usage block)."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def bad_input_classes(extra: tuple[type[BaseException], ...] = ()) -> tuple[type[BaseException], ...]:
