@@ -744,7 +744,7 @@ _keys = st.sampled_from(["side", "pipeline", "parameters", "versions", "platform
                          "format", "providers", "given", "models", "plda", "num_speakers", "decoder", "audio_sha256"])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.dictionaries(_keys | st.text(max_size=10), _json, max_size=6))
 def test_generated_manifests_never_crash(case, manifest):
     base = case.manifest()
@@ -758,7 +758,7 @@ _descr = st.sampled_from(["'<f4'", "'<f8'", "'<i8'", "'|b1'", "'<c8'", "'|O'", "
 _shape = st.lists(st.integers(-2, 10**13), max_size=4).map(lambda s: "(" + "".join(f"{n}, " for n in s) + ")")
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_descr, st.booleans(), _shape, st.integers(0, 4096))
 def test_generated_npy_headers_never_crash(case, descr, fortran, shape, size):
     header = f"{{'descr': {descr}, 'fortran_order': {fortran}, 'shape': {shape}, }}"
@@ -766,3 +766,37 @@ def test_generated_npy_headers_never_crash(case, descr, fortran, shape, size):
     path.write_bytes(npy_bytes(header, bytes(size)))
     status, out, err = compare(case)
     assert status in (0, 1, 2), err
+
+
+# ----------------------------------------------------------------------------- on real dumps (slow)
+@pytest.mark.slow
+def test_hostile_variants_of_a_real_port_dump(dumps, tmp_path):
+    """The port's own dump of test_16k, made hostile three ways, judged with --json and --report."""
+    made = dumps("test_16k")
+    for variant in ("markup and a late turn", "complex embeddings", "huge fbank header"):
+        root = tmp_path / variant.replace(" ", "-")
+        candidate = root / "cand" / made["port"].name
+        shutil.copytree(made["port"], candidate)
+        manifest = json.loads((candidate / "manifest.json").read_text())
+        expected = 1
+        if variant == "markup and a late turn":
+            manifest["side"] = HOSTILE
+            rttm = candidate / "14-annotation" / "out_diarization.rttm"
+            rttm.write_text(rttm.read_text() + _rttm([(1e12, 1.0, "SPEAKER_00")], uri="test_16k"))
+        elif variant == "complex embeddings":
+            values = np.load(candidate / "08-embeddings" / "out_embeddings.npy")
+            np.save(candidate / "08-embeddings" / "out_embeddings.npy", values.astype(np.complex64) + 1e6j)
+            expected = 2
+        else:
+            (candidate / "06-fbank" / "out_fbank.npy").write_bytes(
+                npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (10000000, 998, 80), }"))
+            expected = 2
+        (candidate / "manifest.json").write_text(json.dumps({**manifest, "side": manifest["side"] + " port"}))
+        (root / "out").mkdir()
+        outputs = (root / "out" / "v.json", root / "out" / "p.html")
+        status, out, err = run_cli(["compare", made["reference"], candidate, "--json", outputs[0], "--report", outputs[1]],
+                                   root, allowed=outputs if expected == 1 else ())
+        assert status == expected, (variant, out[-2000:], err)
+        if expected == 1:
+            assert json.loads(outputs[0].read_text())["outcome"] == "drift"
+            assert "<script>" not in outputs[1].read_text()
