@@ -540,7 +540,7 @@ def load_noise(reference: DumpReader) -> tuple[dict, str]:
     """pyannote's own float32 noise stored beside the reference dump (reference/noise.py),
     when it was measured on the same audio and models; ({}, why not) otherwise."""
     path = reference.path / NOISE_FILE
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):  # anything else there is read, and refused when not a file
         return {}, "no noise measured (fixed ceilings only)"
     stored = read_noise(path)  # checked (port.dumps.check_noise): a damaged noise.json is one DumpError line
     for key in ("audio_sha256", "segmentation_sha256", "embedding_sha256"):

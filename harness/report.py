@@ -104,7 +104,7 @@ def load_noise(reference: DumpReader) -> tuple[dict, list[int], str]:
     """pyannote's own float32 noise per (stage, name) stored beside the reference dump:
     ({(stage, name): {"max": .., "per_chunk_max": [..]}}, measured chunks, note)."""
     path = reference.path / NOISE_FILE
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):  # anything else there is read, and refused when not a file
         return {}, [], "pyannote's own noise not measured for this dump (no noise.json beside the reference)"
     stored = read_noise(path)  # checked: a damaged noise.json is one line (DumpError), never a crash
     for key in ("audio_sha256", "segmentation_sha256", "embedding_sha256"):
@@ -197,7 +197,8 @@ def read_rttm(text: str, path="RTTM") -> list[tuple[float, float, str]]:
 
 def diarization_differences(ref_turns, cand_turns, resolution: float = 0.0):
     """Time spans (start, end) where the speakers active on the two sides differ, found by a
-    sweep over the turns' boundaries (cost: the number of turns, whatever their times)."""
+    sweep over the turns' boundaries (cost: the number of turns, whatever their times); spans
+    no longer than `resolution` seconds are left out."""
     events: list[tuple[float, int, str, int]] = []
     for side, turns in ((0, ref_turns), (1, cand_turns)):
         for start, end, label in turns:
@@ -236,7 +237,6 @@ def _figure_diarization(reference, candidate, names) -> tuple[str | None, str]:
         return None, f"the candidate has no diarization ({annotation} not implemented)"
     ref_turns = read_rttm(reference.load(annotation, rttm), reference.file(annotation, rttm))
     cand_turns = read_rttm(candidate.load(annotation, rttm), candidate.file(annotation, rttm))
-    spans = diarization_differences(ref_turns, cand_turns)
     labels = sorted({t[2] for t in ref_turns + cand_turns})
     # drawn up to the audio's end: a turn past it is named and cut there, never drawn to its end
     end = max([audio_duration(reference) or 0.0] + [e for _, e, _ in ref_turns]) + RTTM_SLACK_SECONDS
@@ -244,8 +244,8 @@ def _figure_diarization(reference, candidate, names) -> tuple[str | None, str]:
     cut = (f"; {late} candidate turn(s) end past the audio's end ({end - RTTM_SLACK_SECONDS:.2f} s), drawn cut at {end:.2f} s"
            if late else "")
     cand_turns = [(min(s, end), min(e, end), who) for s, e, who in cand_turns]
-    spans = [(min(s, end), min(e, end)) for s, e in spans]
-    total = sum(e - s for s, e in diarization_differences(ref_turns, cand_turns))
+    spans = diarization_differences(ref_turns, cand_turns)
+    total = sum(e - s for s, e in spans)
     summary = ("the two diarizations are identical" if not spans else
                f"{len(spans)} span(s), {total:.2f} s in all, where the active speakers differ (red)") + cut
     if len(labels) > MAX_LABELS:

@@ -438,6 +438,23 @@ def test_a_turn_past_the_end_is_a_finding_not_a_grid(case, start):
     assert "past the audio's end" in html.unescape(page.read_text())
 
 
+def test_the_report_finds_differences_from_boundaries_as_a_grid_would():
+    """The sweep (no grid to allocate) gives what a 10 ms grid gives on turns on that grid."""
+    from harness.report import diarization_differences
+
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        sides = [[(float(s), float(s + d), f"S{k}") for s, d, k in zip(rng.integers(0, 300, 6), rng.integers(0, 80, 6),
+                                                                         rng.integers(0, 3, 6))] for _ in range(2)]
+        grid = np.arange(0, 400)
+        active = [{(t, who) for s, e, who in turns for t in grid if s <= t < e} for turns in sides]
+        differ = {t for t in grid if {w for tt, w in active[0] if tt == t} != {w for tt, w in active[1] if tt == t}}
+        spans = diarization_differences(*sides)
+        assert sum(e - s for s, e in spans) == len(differ)
+        assert all(s < e for s, e in spans) and all(a[1] < b[0] for a, b in zip(spans, spans[1:]))
+    assert diarization_differences([(0.0, 1.0, "A")], [(0.0, 1.0, "A"), (1e12, 1e12 + 1, "A")]) == [(1e12, 1e12 + 1)]
+
+
 # ----------------------------------------------------------------------------- noise.json
 NOISE_CASES = {
     "array": "[1]",
@@ -452,6 +469,14 @@ NOISE_CASES = {
 @pytest.mark.parametrize("name", list(NOISE_CASES))
 def test_a_damaged_noise_file_is_one_line(case, name):
     (case.reference / "noise.json").write_text(NOISE_CASES[name])
+    status, _, err = compare(case)
+    assert status == 2 and "noise.json" in err, err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory"])
+def test_a_noise_file_that_is_not_a_file_is_refused_without_blocking(case, kind):
+    path = case.reference / "noise.json"
+    {"fifo": lambda: os.mkfifo(path), "dev-zero": lambda: path.symlink_to("/dev/zero"), "directory": path.mkdir}[kind]()
     status, _, err = compare(case)
     assert status == 2 and "noise.json" in err, err
 
@@ -738,8 +763,11 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 _scalars = st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats() | st.text(max_size=20)
-_json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                     max_leaves=20)
+def _nest(inner):
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4))
+
+
+_json = st.recursive(_scalars, _nest, max_leaves=20)
 _keys = st.sampled_from(["side", "pipeline", "parameters", "versions", "platform", "not_implemented", "inputs",
                          "format", "providers", "given", "models", "plda", "num_speakers", "decoder", "audio_sha256"])
 
