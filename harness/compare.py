@@ -36,7 +36,6 @@ to one stage):
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 import tomllib
@@ -45,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from port.dumps import DumpError, DumpReader, locate
+from port.dumps import DumpError, DumpReader, locate, read_noise
 from port.vocabulary import ALL_STAGES, REASONS, Description, axes, for_judge
 from port.vocabulary import pipeline as describe
 
@@ -201,6 +200,21 @@ def _where(stage, name, shape, flat_index, reference_reader) -> dict | None:
         return None
 
 
+def _real_values(function):
+    """compare_values on real numbers only (a complex candidate would pass by losing its imaginary
+    part in astype(float64)), with numpy's warnings about NaN and inf silenced: the row reports them."""
+    @functools.wraps(function)
+    def checked(stage, name, reference, candidate, *args, **kwargs):
+        for side, value in (("reference", reference), ("candidate", candidate)):
+            kind = getattr(value, "dtype", np.asarray(value).dtype if not isinstance(value, str) else None)
+            if kind is not None and np.dtype(kind).kind not in "biuf":
+                raise DumpError(f"{stage}/{name}: the {side}'s values are {np.dtype(kind)}, not real numbers")
+        with np.errstate(all="ignore"):
+            return function(stage, name, reference, candidate, *args, **kwargs)
+    return checked
+
+
+@_real_values
 def compare_values(stage: str, name: str, reference, candidate, chain: bool = False,
                    noise: dict | None = None, reader: DumpReader | None = None,
                    candidate_reader: DumpReader | None = None) -> Row:
@@ -766,12 +780,9 @@ def load_noise(reference: DumpReader) -> tuple[dict, str]:
     """pyannote's own float32 noise stored beside the reference dump (reference/noise.py),
     when it was measured on the same audio and models; ({}, why not) otherwise."""
     path = reference.path / NOISE_FILE
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):  # anything else there is read, and refused when not a file
         return {}, "no noise measured (fixed ceilings only)"
-    try:
-        stored = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}, f"{path}: unreadable noise (fixed ceilings only)"
+    stored = read_noise(path)  # checked (port.dumps.check_noise): a damaged noise.json is one DumpError line
     for key in ("audio_sha256", "segmentation_sha256", "embedding_sha256"):
         if stored.get(key) != reference.manifest.get(key):
             return {}, f"{path}: measured on other {key.split('_')[0]} (fixed ceilings only)"

@@ -14,13 +14,13 @@ segmentation.onnx, embedding-trunk.onnx and embedding-head.onnx).
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from pathlib import Path
 
 from .audio import AudioError
-from .dumps import DumpError
+from . import exits
+from .dumps import DumpError, write_atomic
 from .runtime import ModelError
 from .vocabulary import DEFAULT_PIPELINE, PIPELINES
 
@@ -41,8 +41,8 @@ def find_models(folder: str | None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m port", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = exits.ArgumentParser(prog="python -m port", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", nargs="+", help="audio files (wav, flac, mp3, m4a, ogg, opus, ...), folders, list files")
     parser.add_argument("--rttm", help="write the RTTM here (a folder when several files are given); default: print it")
     parser.add_argument("--models", help="folder of exported ONNX models (default: newest under models/)")
@@ -56,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"which pyannote pipeline (default {DEFAULT_PIPELINE}, pyannote 4's own default)")
     parser.add_argument("--plda", help="community-1's PLDA folder (xvec_transform.npz, plda.npz)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+    parser.add_argument("--debug", action="store_true", help="on an unforeseen error, print its traceback")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parser.parse_args(argv)
+    except exits.UsageError as error:  # one line, exit 2
+        return exits.report(error, "python -m port", debug="--debug" in argv)
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -90,21 +95,18 @@ def main(argv: list[str] | None = None) -> int:
                 if several or target.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
                     target = target / f"{name}.rttm"
-                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-                tmp.write_text(result.rttm)
-                os.replace(tmp, target)  # whole or absent
+                write_atomic(target, result.rttm, "--rttm")  # whole or absent, nothing partial left
             else:
                 sys.stdout.write(result.rttm)
             if not args.quiet:
                 seconds = sum(result.seconds.values())
                 err.print(f"{path}: {result.num_speakers} speakers, {len(result.turns)} turns, {seconds:.1f}s")
-    except (AudioError, ModelError, DumpError, ValueError) as error:
-        # plain print: one line, never wrapped by the console
-        print(f"error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt as stop:
         print("terminated (SIGTERM)" if isinstance(stop, _Terminated) else "interrupted", file=sys.stderr)
         return 143 if isinstance(stop, _Terminated) else 130
+    except Exception as error:  # noqa: BLE001 - the exit contract (port.exits): 2 bad input, 3 unforeseen
+        # plain print: one line, never wrapped by the console
+        return exits.report(error, "python -m port", debug=args.debug, extra=(AudioError, ModelError, DumpError))
     return 0
 
 
