@@ -284,3 +284,15 @@ def test_inactive_speakers_given_another_free_cluster_pass_at_15(candidates, tmp
     shared[c, np.flatnonzero(inactive[c])] = hard[c, np.flatnonzero(~inactive[c])[0]] if (~inactive[c]).any() else 0
     code, result = _compare(reference, make("shared", edit(shared)), tmp_path)
     assert code == 1 and result["first_failure"] == "15-assign"
+
+
+def test_rttm_candidate_report_page_draws_both_diarizations(candidates, tmp_path):
+    reference, make = candidates
+    candidate = make("reversed-report", _reversed_ties)
+    page = tmp_path / "rttm.html"
+    code = verify.main(["compare", str(reference), str(candidate / "17-annotation" / "out_diarization.rttm"),
+                        "--report", str(page)])
+    assert code == 0
+    text = page.read_text()
+    assert "identical up to tie order" in text and "data:image/png;base64," in text
+    assert not list(tmp_path.glob(".*"))  # nothing half-written beside it
