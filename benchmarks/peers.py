@@ -1,0 +1,609 @@
+#!/usr/bin/env python3
+"""Peers judged and timed: speakrs beside pyannote.audio, the port and the port's floor.
+
+    python benchmarks/peers.py [AUDIO|FOLDER ...] [--minutes 10] [--segmentation pretrained]
+                               [--repeat 3] [--json out.json]
+    python benchmarks/peers.py --markdown benchmarks/results/peers-*.json   # the table of docs/peers.md
+
+Every side runs the same models on the same audio: this project's fixture models (or, with
+`--segmentation pretrained`, pyannote's exact pretrained segmentation-3.0) and community-1's
+PLDA, in community-1's pipeline. speakrs gets them converted into the folder its CPU mode
+loads (benchmarks/speakrs_models.py, each tensor checked before it runs).
+
+What it does, for the recordings given (default: tests/data/sample.wav) and, with --minutes N,
+a recording of N minutes built from the test audio:
+
+1. pyannote.audio, instrumented, writes the reference dump of each recording (once; reused
+   while the audio and the models are the same), the judge's reference;
+2. each side runs in a process of its own, in turns (pyannote, the port, speakrs; the order
+   reversed every other round), `--repeat` rounds: a process loads its models (load time),
+   warms up once, then diarizes every recording of its group (diarization time, CPU time);
+   its peak RSS is its own address space's high-water mark (VmHWM). The port's process also times the floor (the ONNX
+   models alone on the same chunks and batches, benchmarks/speed.py). speakrs runs twice per
+   recording: `reconstruct_method="standard"` (pyannote's reconstruction) and its default
+   ("smoothed"). Recordings up to 60 s share one process per side; a longer one has its own;
+3. each RTTM (speakrs' two, the port's, pyannote's own timed run) is judged against the
+   reference dump on pyannote's frame grid: identical, tie order, or differs (with seconds
+   of missed speech, false alarm and confusion, and the first difference located).
+
+Results go to benchmarks/results/peers-<models>-<date>.json (or --json): the CPU, the date, the
+models and their checksums, the conversion's proof, every run. Exit 0 when speakrs ran and was
+judged (whatever its verdict), 2 on bad input (one line), 1 when a side failed to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from common import REPO, SAMPLE, build_long_recording
+
+PEERS = REPO / "dumps" / "peers"
+RESULTS = REPO / "benchmarks" / "results"
+SHORT_S = 60.0  # recordings up to this long share one process per side
+SIDES = ("pyannote", "port", "speakrs")
+# what each candidate's RTTM is called in the results (speakrs' process writes two)
+CANDIDATES = {"speakrs-standard": "speakrs (standard)", "speakrs-smoothed": "speakrs (default: smoothed)",
+              "port": "port", "pyannote": "pyannote (timed run)"}
+# reference dump names the RTTM judge never reads, left out of the dump (hundreds of MB on long audio)
+_UNDUMPED = {("02-chunks", "out_chunks"), ("06-fbank", "out_waveforms"), ("06-fbank", "out_fbank")}
+
+
+class BadInput(Exception):
+    """One line, exit 2."""
+
+
+# --------------------------------------------------------------------------- the judge
+def judge(reference_dir: Path, rttm: Path) -> dict:
+    """The RTTM candidate judge (harness.rttm.judge_rttm) on one candidate RTTM."""
+    if not (REPO / "harness" / "rttm.py").is_file():  # TEMPORARY: until harness/rttm.py lands here
+        return _interim_judge(reference_dir, rttm)
+    from harness.rttm import judge_rttm
+    verdict = judge_rttm(reference_dir, rttm)
+    return {"status": verdict.status, "passed": bool(verdict.passed), **verdict.as_dict()}
+
+
+def _interim_judge(reference_dir: Path, rttm: Path) -> dict:
+    """TEMPORARY stand-in for harness.rttm.judge_rttm (not the project's judge; no tie
+    order): both RTTMs on pyannote's frame grid (frame middles), the best label mapping
+    (Hungarian), seconds of missed speech, false alarm and confusion, turns past the audio."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    from port.dumps import DumpReader
+
+    reader = DumpReader(reference_dir)
+    stage = next(s for s in reader.stages() if s.endswith("-reconstruct"))
+    start, duration, step = (float(v) for v in np.asarray(reader.load(stage, "out_frames")).ravel()[:3])
+    annotation = next(s for s in reader.stages() if s.endswith("-annotation"))
+    ref_text = (reference_dir / annotation / "out_diarization.rttm").read_text()
+    samples = np.asarray(reader.load("01-audio", "in_waveform")).shape[-1]
+    audio_s = samples / float(reader.load("01-audio", "in_sample_rate"))
+    n = int(np.floor((audio_s - start - duration) / step)) + 2
+
+    def turns(text):
+        rows = [line.split() for line in text.splitlines() if line.startswith("SPEAKER")]
+        return [(float(r[3]), float(r[3]) + float(r[4]), r[7]) for r in rows]
+
+    def grid(rows):
+        labels = sorted({label for _, _, label in rows})
+        active = np.zeros((n, max(len(labels), 1)), dtype=bool)
+        middles = start + duration / 2 + step * np.arange(n)
+        for s, e, label in rows:
+            active[(middles >= s - step / 4) & (middles < e - step / 4), labels.index(label)] = True
+        return active, labels
+
+    ref_rows, cand_rows = turns(ref_text), turns(rttm.read_text())
+    ref, ref_labels = grid(ref_rows)
+    cand, cand_labels = grid(cand_rows)
+    overlap = ref.T.astype(int) @ cand.astype(int)
+    rows, cols = linear_sum_assignment(-overlap)
+    mapped = np.zeros_like(ref)
+    for r, c in zip(rows, cols):
+        mapped[:, r] = cand[:, c]
+    n_ref, n_cand = ref.sum(1), cand.sum(1)
+    correct = (ref & mapped).sum(1)
+    differing = np.flatnonzero((ref != mapped).any(1) | (n_cand != mapped.sum(1)))
+    ref_end = max([audio_s] + [e for _, e, _ in ref_rows])  # pyannote's own last turn may pass the audio
+    outside = [(s, e, label) for s, e, label in cand_rows if s < 0 or e > ref_end + 1e-3]
+    first = None
+    if len(differing):
+        i = int(differing[0])
+        first = {"time": round(start + duration / 2 + i * step, 3),
+                 "reference": [ref_labels[k] for k in np.flatnonzero(ref[i])],
+                 "candidate": [cand_labels[k] for k in np.flatnonzero(cand[i])]}
+    seconds = {
+        "missed": float(np.maximum(n_ref - n_cand, 0).sum() * step),
+        "false_alarm": float(np.maximum(n_cand - n_ref, 0).sum() * step),
+        "confusion": float((np.minimum(n_ref, n_cand) - correct).sum() * step),
+    }
+    status = "identical" if not len(differing) and not outside else "differs"
+    return {"status": status, "passed": status == "identical", "interim_judge": True, "seconds": seconds,
+            "differing_frames": int(len(differing)), "tie_frames": None,
+            "outside": [{"start": s, "end": e, "speaker": label} for s, e, label in outside],
+            "first_difference": first, "audio_s": audio_s}
+
+
+# --------------------------------------------------------------------------- reference dumps
+def _dump_filter(writer):
+    def hook(stage, name, value):
+        if (stage, name) not in _UNDUMPED:
+            writer(stage, name, value)
+    return hook
+
+
+def reference_dump(root: Path, name: str, path: Path, pipeline, shas: dict, segmentation: str | None) -> Path:
+    """pyannote's instrumented run on `path` as a reference dump under `root` (reused when
+    its manifest names the same audio and models)."""
+    import verify
+    from port.dumps import DumpWriter
+    from reference import run as reference_run
+
+    final = root / "reference" / name
+    audio_sha = reference_run.sha256_file(path)
+    manifest = final / "manifest.json"
+    if manifest.is_file():
+        old = json.loads(manifest.read_text())
+        if (old.get("audio_sha256"), old.get("segmentation_sha256"), old.get("embedding_sha256")) == (
+                audio_sha, shas["segmentation"], shas["embedding"]):
+            return final
+    args = argparse.Namespace(pipeline="community-1", plda=None, segmentation=segmentation,
+                              num_speakers=None, min_speakers=None, max_speakers=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with DumpWriter(root, "reference", name) as writer:
+            result = reference_run.run(path, pipeline, hook=_dump_filter(writer))
+            writer.commit(verify._manifest("reference", result.uri, path, audio_sha, shas["segmentation"],
+                                           shas["embedding"], args, {
+                                               "versions": reference_run.versions(), "providers": ["torch-cpu"],
+                                               "decoder": result.decoder,
+                                               "left_out": sorted(f"{s}/{n}" for s, n in _UNDUMPED)}))
+    return final
+
+
+# --------------------------------------------------------------------------- children (one side each)
+def _child(spec: dict) -> dict:
+    """One side in this process: load, warm up, diarize every recording; RTTMs to spec["out"]."""
+    began = time.perf_counter()
+    side, out = spec["side"], Path(spec["out"])
+    warnings.simplefilter("ignore")
+    results = []
+    if side == "pyannote":
+        import speed
+        from reference import models
+        from reference.run import build_pipeline
+        imported = time.perf_counter()
+        pipeline = build_pipeline(models.load("segmentation", spec["segmentation"]), models.load("embedding", "fixture"))
+        loaded = time.perf_counter()
+        speed._reference_once(pipeline, Path(spec["warmup"]))
+        for name, path in spec["recordings"]:
+            cpu = time.process_time()
+            seconds, _, rttm = speed._reference_once(pipeline, Path(path))
+            results.append({"name": name, "side": "pyannote", "seconds": seconds, "cpu_s": time.process_time() - cpu})
+            (out / f"pyannote-{name}.rttm").write_text(rttm)
+    elif side == "port":
+        import speed
+        from port.pipeline import Pipeline
+        imported = time.perf_counter()
+        port = Pipeline.from_folder(Path(spec["onnx"]))
+        loaded = time.perf_counter()
+        speed._port_once(port, Path(spec["warmup"]))
+        for name, path in spec["recordings"]:
+            jobs = speed.model_jobs(port, Path(path))  # prepared outside both timings
+            seconds, stages, rttm = speed._port_once(port, Path(path))
+            floor_s, floor_cpu_s = speed._floor_once(jobs, port.workers)
+            results.append({"name": name, "side": "port", "seconds": seconds, "cpu_s": stages["cpu"],
+                            "floor_s": floor_s, "floor_cpu_s": floor_cpu_s, "workers": port.workers})
+            (out / f"port-{name}.rttm").write_text(rttm)
+    elif side == "speakrs":
+        import speakrs
+        imported = time.perf_counter()
+        prepared = speakrs.prepare("CPU", model_dir=spec["speakrs_models"])
+        pipeline = speakrs.Pipeline.from_prepared(prepared)
+        loaded = time.perf_counter()
+        configs = {"speakrs-standard": speakrs.PipelineConfig(reconstruct_method="standard"),
+                   "speakrs-smoothed": speakrs.PipelineConfig.for_mode("CPU")}
+        configs = {key: configs[key] for key in spec["configs"]}
+        pipeline.diarize_file(spec["warmup"], pipeline_config=configs["speakrs-standard"])
+        for name, path in spec["recordings"]:
+            for key, config in configs.items():
+                cpu, t0 = time.process_time(), time.perf_counter()
+                result = pipeline.diarize_file(path, file_id=Path(path).stem, pipeline_config=config)
+                seconds = time.perf_counter() - t0
+                timing = result.timing
+                results.append({"name": name, "side": key, "seconds": seconds, "cpu_s": time.process_time() - cpu,
+                                "reconstruct_method": config.reconstruct_method,
+                                "speakrs_ms": {k: getattr(timing, k) for k in
+                                               ("audio_decode_ms", "audio_resample_ms", "pipeline_ms", "total_ms")}})
+                (out / f"{key}-{name}.rttm").write_text(result.rttm())
+    else:
+        raise BadInput(f"unknown side {side}")
+    return {"side": side, "import_s": imported - began, "load_s": loaded - imported, "results": results,
+            "peak_rss_mb": _own_peak_rss_mb()}
+
+
+def _own_peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM of its own address space). Not wait4's
+    ru_maxrss: a child started by vfork/fork + exec inherits its parent's high-water mark
+    at exec (the parent here holds torch and the models: ~1 GB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(spec: dict, folder: Path) -> dict:
+    """A side's process: wall time, peak RSS (wait4: the kernel's maximum resident set) and what it printed."""
+    spec_path = folder / f"spec-{spec['side']}-{spec['group']}-{spec['round']}.json"
+    spec_path.write_text(json.dumps(spec))
+    log = folder / f"{spec_path.stem}.log"
+    began = time.perf_counter()
+    with open(log, "w") as stderr:
+        child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(spec_path)],
+                                 cwd=REPO, stdout=subprocess.PIPE, stderr=stderr,
+                                 env={**os.environ, "PYANNOTE_METRICS_ENABLED": "false", "HF_HUB_OFFLINE": "1"})
+        _CHILDREN.add(child)
+        try:
+            out = child.stdout.read().decode(errors="replace")
+            _, status, usage = os.wait4(child.pid, 0)
+        finally:
+            _CHILDREN.discard(child)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0 or not out.strip():
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [f"exit {code}"]
+        raise RuntimeError(f"{spec['side']} failed: {tail[0][:200]}")
+    report = json.loads(out.strip().splitlines()[-1])
+    report.update({"process_s": time.perf_counter() - began, "process_cpu_s": usage.ru_utime + usage.ru_stime})
+    return report
+
+
+_CHILDREN: set = set()
+
+
+def _stop_children(signum, frame):
+    for child in list(_CHILDREN):
+        child.kill()
+    raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(143)
+
+
+# --------------------------------------------------------------------------- orchestration
+def recordings_of(paths: list[Path], minutes: float) -> list[tuple[str, Path]]:
+    files = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.wav"))
+            if not found:
+                raise BadInput(f"{path}: no .wav files")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise BadInput(f"{path}: no such file or folder")
+    if not paths:
+        files.append(SAMPLE)
+    if minutes:
+        long = PEERS / "audio" / f"long_{minutes:g}min.wav"
+        if not long.is_file():
+            build_long_recording(minutes * 60, long)
+        files.append(long)
+    import soundfile as sf
+
+    names = [f.stem for f in files]
+    if len(set(names)) != len(names):
+        raise BadInput(f"two recordings share a name: {sorted(n for n in names if names.count(n) > 1)[0]}")
+    for f in files:
+        try:
+            sf.info(str(f))
+        except Exception as error:  # noqa: BLE001 - soundfile raises several kinds
+            raise BadInput(f"{f}: unreadable audio ({str(error).splitlines()[0][:100]})") from None
+    return [(f.stem, f.resolve()) for f in files]
+
+
+def groups_of(recordings: list[tuple[str, Path]]) -> list[list[tuple[str, Path]]]:
+    import soundfile as sf
+
+    short = [r for r in recordings if sf.info(str(r[1])).duration <= SHORT_S]
+    return ([short] if short else []) + [[r] for r in recordings if r not in short]
+
+
+def _machine() -> dict:
+    import platform
+
+    import numpy
+    import onnxruntime
+    import speed
+
+    versions = {"numpy": numpy.__version__, "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}
+    for package in ("speakrs", "torch", "pyannote.audio", "safetensors"):
+        try:
+            from importlib import metadata
+
+            versions[package] = metadata.version(package)
+        except Exception:  # noqa: BLE001
+            versions[package] = None
+    return {"cpu": speed._cpu_model(), "cores": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "versions": versions}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("audio", nargs="*", type=Path, help="audio files or folders of .wav (default: tests/data/sample.wav)")
+    parser.add_argument("--minutes", type=float, default=0.0, help="also a recording of that many minutes (test audio cycled)")
+    parser.add_argument("--segmentation", choices=["fixture", "pretrained"], default="fixture",
+                        help="segmentation model of every side: the fixture, or pyannote's exact pretrained segmentation-3.0")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of timed runs, sides in turns (best counts)")
+    parser.add_argument("--sides", default=",".join(SIDES), help="sides to time (pyannote, port, speakrs)")
+    parser.add_argument("--pyannote-rounds", type=int, default=1,
+                        help="rounds pyannote takes part in (default 1: it is the slowest side by far)")
+    parser.add_argument("--json", type=Path, help="results file (default: benchmarks/results/peers-<models>-<date>.json)")
+    parser.add_argument("--markdown", nargs="+", type=Path, metavar="RESULTS", help="print the docs table of these results, then stop")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(json.loads(args.child.read_text()))), flush=True)
+        return 0
+    if args.markdown:
+        try:
+            print(markdown([json.loads(p.read_text()) for p in args.markdown]))
+        except (OSError, ValueError, KeyError) as error:
+            print(f"peers.py: unreadable results: {str(error).splitlines()[0][:160]}", file=sys.stderr)
+            return 2
+        return 0
+    signal.signal(signal.SIGTERM, _stop_children)
+    try:
+        return _run(args)
+    except BadInput as error:
+        print(f"peers.py: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        for child in list(_CHILDREN):
+            child.kill()
+        print("peers.py: interrupted; nothing written", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    try:
+        import speakrs  # noqa: F401
+    except ImportError:
+        raise BadInput("speakrs is not installed: pip install -e '.[peers]' (a Linux x86_64 wheel only)") from None
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    if not set(sides) <= set(SIDES) or "speakrs" not in sides:
+        raise BadInput(f"--sides: choose among {', '.join(SIDES)}, speakrs included")
+    if args.repeat < 1:
+        raise BadInput("--repeat must be at least 1")
+    console = Console(width=140) if not sys.stdout.isatty() else Console()
+    recordings = recordings_of(args.audio, args.minutes)
+    segmentation = None if args.segmentation == "fixture" else "pretrained"
+
+    import speakrs_models
+    from common import fixture_export
+    from port.pipeline import PLDA_DIR
+    from reference import models
+    from reference.run import build_pipeline
+
+    with console.status("loading the models, exporting the port's ONNX, converting speakrs' folder"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            seg_model = models.load("segmentation", args.segmentation)
+            emb_model = models.load("embedding", "fixture")
+            onnx = fixture_export(seg_model, emb_model)
+            speakrs_dir = speakrs_models.ensure(seg_model, emb_model, PLDA_DIR, PEERS / "speakrs-models")
+            pretrained_onnx = None
+            if segmentation == "pretrained":
+                from reference import pretrained
+                pretrained_onnx = pretrained.SEGMENTATION_FLOAT
+            conversion = speakrs_models.check_conversion(seg_model, emb_model, speakrs_dir, PLDA_DIR, pretrained_onnx)
+            shas = {"segmentation": models.checksum(seg_model), "embedding": models.checksum(emb_model)}
+            reference = build_pipeline(seg_model, emb_model)
+    console.print(f"speakrs' model folder: {speakrs_dir.relative_to(REPO)} (conversion checked: "
+                  f"{conversion['segmentation_tensors']} + {conversion['embedding_tensors']} tensors, LSTM in ONNX's "
+                  f"gate order within {conversion['lstm_max_error']:.0e} of torch's, folded convolutions within "
+                  f"{conversion['folded_conv_max_relative_error']:.0e})")
+    root = PEERS / speakrs_dir.name
+    work = Path(tempfile.mkdtemp(prefix="peers-", dir=PEERS))
+    groups = groups_of(recordings)
+    runs: dict = {side: [] for side in sides}
+    progress = Progress(TextColumn("{task.description:<48}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    with progress:
+        task = progress.add_task("reference dumps (pyannote, instrumented)", total=len(recordings))
+        dumps = {}
+        for name, path in recordings:
+            progress.update(task, description=f"reference dump: {name}")
+            dumps[name] = reference_dump(root, name, path, reference, shas, segmentation)
+            progress.advance(task)
+        del reference
+        total = len(groups) * sum(min(args.repeat, args.pyannote_rounds) if side == "pyannote" else args.repeat
+                                  for side in sides)
+        task = progress.add_task("timing", total=total)
+        for round_ in range(args.repeat):
+            order = sides if round_ % 2 == 0 else sides[::-1]
+            for g, group in enumerate(groups):
+                for side in order:
+                    if side == "pyannote" and round_ >= args.pyannote_rounds:
+                        continue
+                    progress.update(task, description=f"round {round_ + 1}/{args.repeat}: {side}, "
+                                                      f"{group[0][0]}{f' +{len(group) - 1}' if len(group) > 1 else ''}")
+                    out = work / f"round{round_}"
+                    out.mkdir(exist_ok=True)
+                    spec = {"side": side, "group": g, "round": round_, "out": str(out), "segmentation": args.segmentation,
+                            "onnx": str(onnx), "speakrs_models": str(speakrs_dir),
+                            "warmup": str(SAMPLE if len(group) == 1 else group[0][1]),
+                            # speakrs' default runs once (its verdict and a time); the standard one every round
+                            "configs": ["speakrs-standard"] + (["speakrs-smoothed"] if round_ == 0 else []),
+                            "recordings": [(name, str(path)) for name, path in group]}
+                    try:
+                        report = run_child(spec, work)
+                    except RuntimeError as error:
+                        console.print(f"[red]{error}[/red] (log: {work})")
+                        return 1
+                    report.update({"round": round_, "group": g})
+                    runs[side].append(report)
+                    progress.advance(task)
+        task = progress.add_task("judging", total=len(recordings))
+        verdicts: dict = {}
+        for name, _ in recordings:
+            verdicts[name] = {}
+            for round_ in range(args.repeat):
+                for key in CANDIDATES:
+                    rttm = work / f"round{round_}" / f"{key}-{name}.rttm"
+                    if rttm.is_file():
+                        verdict = judge(dumps[name], rttm)
+                        previous = verdicts[name].get(key)
+                        verdict["same_in_every_round"] = previous is None or previous["rttm"] == rttm.read_text()
+                        verdicts[name][key] = {**verdict, "rttm": rttm.read_text()}
+            progress.advance(task)
+    results = summarize(recordings, runs, verdicts, dumps)
+    document = {"machine": _machine(), "models": {
+        "segmentation": models.describe("segmentation", segmentation), "segmentation_sha256": shas["segmentation"],
+        "embedding": models.describe("embedding", None), "embedding_sha256": shas["embedding"],
+        "plda": "community-1's (reference/pretrained/plda)", "onnx_export": onnx.name, "speakrs_models": speakrs_dir.name,
+        "pipeline": "community-1"}, "conversion_check": conversion, "repeat": args.repeat, "sides": sides,
+        "command": "python benchmarks/peers.py " + " ".join(sys.argv[1:]), "recordings": results,
+        "processes": runs}
+    out = args.json or RESULTS / f"peers-{args.segmentation}-{datetime.date.today().isoformat()}.json"
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=1) + "\n")
+    os.replace(tmp, out)
+    print_table(console, document)
+    console.print(f"results: {out}")
+    return 0
+
+
+def summarize(recordings, runs: dict, verdicts: dict, dumps: dict) -> list[dict]:
+    """Per recording: each side's best time over the rounds, CPU, the floor, peak RSS of the
+    processes that ran it, load times, the verdicts."""
+    import soundfile as sf
+
+    rows = []
+    for name, path in recordings:
+        row = {"name": name, "audio": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path),
+               "duration_s": round(sf.info(str(path)).duration, 3), "reference_dump": str(dumps[name].relative_to(REPO)),
+               "sides": {}, "verdicts": {}}
+        for side, reports in runs.items():
+            for report in reports:
+                for result in report["results"]:
+                    if result["name"] != name:
+                        continue
+                    entry = row["sides"].setdefault(result["side"], {"runs": [], "peak_rss_mb": 0.0, "load_s": []})
+                    entry["runs"].append({**{k: v for k, v in result.items() if k not in ("name", "side")},
+                                          "round": report["round"]})
+                    entry["peak_rss_mb"] = max(entry["peak_rss_mb"], report["peak_rss_mb"])
+                    entry["load_s"].append(report["load_s"])
+                    entry["import_s"] = min(entry.get("import_s", 1e9), report["import_s"])
+        for entry in row["sides"].values():
+            best = min(entry["runs"], key=lambda r: r["seconds"])
+            entry.update({"seconds": best["seconds"], "cpu_s": min(r["cpu_s"] for r in entry["runs"]),
+                          "load_s": min(entry["load_s"])})
+            if "floor_s" in best:
+                entry["floor_s"] = min(r["floor_s"] for r in entry["runs"])
+        sides = row["sides"]
+        for a, b, key in (("pyannote", "speakrs-standard", "pyannote_over_speakrs"),
+                          ("speakrs-standard", "port", "speakrs_over_port"),
+                          ("pyannote", "port", "pyannote_over_port"),
+                          ("speakrs-smoothed", "speakrs-standard", "smoothed_over_standard")):
+            ratio = _ratio(sides.get(a), sides.get(b))
+            if ratio is not None:
+                row[key] = ratio
+        if "port" in sides:
+            row["port_over_floor"] = sides["port"]["seconds"] / sides["port"]["floor_s"]
+        row["verdicts"] = {key: {k: v for k, v in verdict.items()} for key, verdict in verdicts.get(name, {}).items()}
+        rows.append(row)
+    return rows
+
+
+def _ratio(a: dict | None, b: dict | None) -> float | None:
+    """a's time over b's, each the best of the rounds both took part in (same load)."""
+    if not a or not b:
+        return None
+    rounds = {r["round"] for r in a["runs"]} & {r["round"] for r in b["runs"]}
+    if not rounds:
+        return None
+    best = [min(r["seconds"] for r in side["runs"] if r["round"] in rounds) for side in (a, b)]
+    return best[0] / best[1]
+
+
+def _verdict_text(verdict: dict | None) -> str:
+    if not verdict:
+        return "-"
+    if verdict["status"] in ("identical", "tie order"):
+        return verdict["status"]
+    s = verdict.get("seconds", {})
+    parts = [f"{s.get(k, 0):.3f} s {label}" for k, label in (("missed", "missed"), ("false_alarm", "FA"),
+                                                               ("confusion", "conf.")) if s.get(k)]
+    outside = verdict.get("outside") or []
+    if outside:
+        parts.append(f"{len(outside)} past the end")
+    return "differs: " + (", ".join(parts) or f"{verdict.get('differing_frames')} frames")
+
+
+def print_table(console, document: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"speakrs {document['machine']['versions']['speakrs']} vs pyannote.audio "
+                        f"{document['machine']['versions']['pyannote.audio']} and the port, community-1, "
+                        f"{document['models']['segmentation']}; {document['machine']['cpu']}, "
+                        f"{document['machine']['cores']} cores, {document['machine']['date'][:10]}")
+    for column in ("recording", "speakrs standard", "speakrs default", "port", "pyannote s", "port s", "floor s",
+                   "speakrs s", "pyannote/speakrs", "speakrs/port", "RSS MB pya/port/spk"):
+        table.add_column(column, justify="left" if column in ("recording", "speakrs standard", "speakrs default", "port")
+                         else "right")
+    for row in document["recordings"]:
+        sides, v = row["sides"], row["verdicts"]
+
+        def sec(key, field="seconds"):
+            return f"{sides[key][field]:.2f}" if key in sides and field in sides[key] else "-"
+
+        rss = "/".join(f"{sides[k]['peak_rss_mb']:.0f}" if k in sides else "-"
+                       for k in ("pyannote", "port", "speakrs-standard"))
+        table.add_row(f"{row['name']} ({row['duration_s']:.0f} s)", _verdict_text(v.get("speakrs-standard")),
+                      _verdict_text(v.get("speakrs-smoothed")), _verdict_text(v.get("port")),
+                      sec("pyannote"), sec("port"), sec("port", "floor_s"), sec("speakrs-standard"),
+                      f"{row['pyannote_over_speakrs']:.1f}x" if "pyannote_over_speakrs" in row else "-",
+                      f"{row['speakrs_over_port']:.2f}" if "speakrs_over_port" in row else "-", rss)
+    console.print(table)
+
+
+def markdown(documents: list[dict]) -> str:
+    """The docs/peers.md table: one row per (models, recording)."""
+    lines = ["| models | recording | speakrs, standard | speakrs, default (smoothed) | pyannote s | port s | speakrs s "
+             "| pyannote / speakrs | speakrs / port | peak RSS MB: pyannote, port, speakrs |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for document in documents:
+        models = "pretrained segmentation" if "pretrained" in document["models"]["segmentation"] else "fixture"
+        for row in document["recordings"]:
+            sides, v = row["sides"], row["verdicts"]
+
+            def sec(key):
+                return f"{sides[key]['seconds']:.2f}" if key in sides else "-"
+
+            rss = ", ".join(f"{sides[k]['peak_rss_mb']:.0f}" if k in sides else "-"
+                            for k in ("pyannote", "port", "speakrs-standard"))
+            lines.append(
+                f"| {models} | {row['name']} ({row['duration_s']:.0f} s) | {_verdict_text(v.get('speakrs-standard'))} "
+                f"| {_verdict_text(v.get('speakrs-smoothed'))} | {sec('pyannote')} | {sec('port')} "
+                f"| {sec('speakrs-standard')} | "
+                + (f"{row['pyannote_over_speakrs']:.1f}x" if "pyannote_over_speakrs" in row else "-") + " | "
+                + (f"{row['speakrs_over_port']:.2f}" if "speakrs_over_port" in row else "-") + f" | {rss} |")
+    machines = sorted({f"{d['machine']['cpu']}, {d['machine']['cores']} cores, {d['machine']['date'][:10]}" for d in documents})
+    return "\n".join(lines) + "\n\nMeasured on " + "; ".join(machines) + "."
+
+
+if __name__ == "__main__":
+    sys.exit(main())
