@@ -50,10 +50,12 @@ from common import REPO, SAMPLE, build_long_recording
 PEERS = REPO / "dumps" / "peers"
 RESULTS = REPO / "benchmarks" / "results"
 SHORT_S = 60.0  # recordings up to this long share one process per side
-SIDES = ("pyannote", "port", "speakrs")
+SIDES = ("pyannote", "port", "speakrs", "sherpa")
 # what each candidate's RTTM is called in the results (speakrs' process writes two)
 CANDIDATES = {"speakrs-standard": "speakrs (standard)", "speakrs-smoothed": "speakrs (default: smoothed)",
-              "port": "port", "pyannote": "pyannote (timed run)"}
+              "port": "port", "pyannote": "pyannote (timed run)",
+              "sherpa": "sherpa-onnx (FastClustering, threshold 0.5)",
+              "sherpa-k": "sherpa-onnx (FastClustering told pyannote's number of speakers)"}
 # reference dump names the RTTM judge never reads, left out of the dump (hundreds of MB on long audio)
 _UNDUMPED = {("02-chunks", "out_chunks"), ("06-fbank", "out_waveforms"), ("06-fbank", "out_fbank")}
 
@@ -155,6 +157,8 @@ def reference_dump(root: Path, name: str, path: Path, pipeline, shas: dict, segm
         old = json.loads(manifest.read_text())
         if (old.get("audio_sha256"), old.get("segmentation_sha256"), old.get("embedding_sha256")) == (
                 audio_sha, shas["segmentation"], shas["embedding"]):
+            if hasattr(reference_run, "_RecordingNumpy"):
+                complete_dump(final, pipeline)
             return final
     args = argparse.Namespace(pipeline="community-1", plda=None, segmentation=segmentation,
                               num_speakers=None, min_speakers=None, max_speakers=None)
@@ -168,6 +172,83 @@ def reference_dump(root: Path, name: str, path: Path, pipeline, shas: dict, segm
                                                "decoder": result.decoder,
                                                "left_out": sorted(f"{s}/{n}" for s, n in _UNDUMPED)}))
     return final
+
+
+def _speakers(reference_dir: Path) -> int:
+    """How many speakers pyannote's RTTM names."""
+    annotation = next(p for p in sorted(reference_dir.iterdir()) if p.name.endswith("-annotation"))
+    return len({line.split()[7] for line in (annotation / "out_diarization.rttm").read_text().splitlines()
+                if line.startswith("SPEAKER")})
+
+
+def complete_dump(reference_dir: Path, pipeline) -> bool:
+    """A reference dump made before the reference dumped the activations to_diarization ranks
+    (call0_out_activations, which the judge's tie-order rule reads): pyannote's own
+    `reconstruct`, run again on the dump's own inputs (binarized segmentations, hard clusters,
+    count), records them; its discrete diarization must equal the dumped one bit for bit.
+    Returns whether it added them."""
+    import numpy as np
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    from port.dumps import DumpReader
+    from reference import run as reference_run
+
+    reader = DumpReader(reference_dir)
+    stage = next((s for s in reader.stages() if s.endswith("-reconstruct")), None)
+    if stage is None or reader.has(stage, "call0_out_activations") or not reader.has(stage, "call0_in_hard_clusters"):
+        return False
+    import pyannote.audio.pipelines.utils.diarization as diarization_module
+
+    parameters = reader.manifest.get("parameters", {})
+    chunks = SlidingWindow(start=0.0, duration=10.0, step=10.0 * float(parameters.get("segmentation_step", 0.1)))
+    frames = np.asarray(reader.load("05-count", "out_frames"), dtype=np.float64).ravel()
+    window = SlidingWindow(start=frames[0], duration=frames[1], step=frames[2])
+    segmentations = SlidingWindowFeature(np.asarray(reader.load("04-multilabel", "out_multilabel")), chunks)
+    count = SlidingWindowFeature(np.asarray(reader.load(stage, "call0_in_count")), window)
+    ranked: list = []
+    with reference_run._attribute(diarization_module, "np", reference_run._RecordingNumpy(ranked)):
+        discrete = pipeline.reconstruct(segmentations, np.asarray(reader.load(stage, "call0_in_hard_clusters")), count)
+    if len(ranked) != 1 or not np.array_equal(np.asarray(discrete.data), np.asarray(reader.load(stage, "call0_out_discrete"))):
+        raise RuntimeError(f"{reference_dir}: pyannote's reconstruct on the dumped inputs does not give the dumped diarization")
+    target = reference_dir / stage / "call0_out_activations.npy"
+    tmp = target.with_name(target.name + ".tmp.npy")
+    np.save(tmp, ranked[0], allow_pickle=False)
+    os.replace(tmp, target)
+    return True
+
+
+def rejudge(path: Path) -> int:
+    """Judge again every RTTM a results file holds (after the judge or the dumps changed)."""
+    import warnings as _warnings
+
+    from reference import models
+    from reference.run import build_pipeline
+
+    document = json.loads(path.read_text())
+    pipeline = None
+    for row in document["recordings"]:
+        dump = REPO / row["reference_dump"]
+        if not dump.is_dir():
+            raise BadInput(f"{dump}: the reference dump is gone (rerun peers.py)")
+        if pipeline is None:
+            with _warnings.catch_warnings():
+                _warnings.simplefilter("ignore")
+                pipeline = build_pipeline(models.load("segmentation", "fixture"), models.load("embedding", "fixture"))
+        completed = complete_dump(dump, pipeline)
+        for key, verdict in row["verdicts"].items():
+            with tempfile.NamedTemporaryFile("w", suffix=".rttm", delete=False) as handle:
+                handle.write(verdict["rttm"])
+            try:
+                fresh = judge(dump, Path(handle.name))
+            finally:
+                os.unlink(handle.name)
+            row["verdicts"][key] = {**fresh, "rttm": verdict["rttm"],
+                                    "same_in_every_round": verdict.get("same_in_every_round")}
+        row["activations_added"] = completed
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=1) + "\n")
+    os.replace(tmp, path)
+    return 0
 
 
 # --------------------------------------------------------------------------- children (one side each)
@@ -225,6 +306,43 @@ def _child(spec: dict) -> dict:
                                 "speakrs_ms": {k: getattr(timing, k) for k in
                                                ("audio_decode_ms", "audio_resample_ms", "pipeline_ms", "total_ms")}})
                 (out / f"{key}-{name}.rttm").write_text(result.rttm())
+    elif side == "sherpa":
+        import sherpa_onnx
+
+        from port import audio
+        imported = time.perf_counter()
+        folder = Path(spec["sherpa_models"])
+
+        def build(clustering):
+            return sherpa_onnx.OfflineSpeakerDiarization(sherpa_onnx.OfflineSpeakerDiarizationConfig(
+                segmentation=sherpa_onnx.OfflineSpeakerSegmentationModelConfig(
+                    pyannote=sherpa_onnx.OfflineSpeakerSegmentationPyannoteModelConfig(model=str(folder / "segmentation.onnx")),
+                    num_threads=os.cpu_count()),
+                embedding=sherpa_onnx.SpeakerEmbeddingExtractorConfig(model=str(folder / "embedding.onnx"),
+                                                                      num_threads=os.cpu_count()),
+                clustering=clustering, min_duration_on=0.0, min_duration_off=0.0))  # pyannote's min_duration_off
+
+        default = build(sherpa_onnx.FastClusteringConfig())  # threshold 0.5, its default
+        loaded = time.perf_counter()
+
+        def samples(path):  # 16 kHz mono float32, decoded outside the timing (as pyannote's)
+            waveform, rate = audio.load(path)
+            return audio.downmix_and_resample(waveform, rate, 16000)[0][0].astype("float32")
+
+        default.process(samples(spec["warmup"]))
+        for name, path in spec["recordings"]:
+            x = samples(path)
+            runs = [("sherpa", default)]
+            if spec.get("speakers", {}).get(name):  # the clustering told pyannote's number of speakers
+                runs.append(("sherpa-k", build(sherpa_onnx.FastClusteringConfig(num_clusters=spec["speakers"][name]))))
+            for key, diarizer in runs:
+                cpu, t0 = time.process_time(), time.perf_counter()
+                segments = diarizer.process(x).sort_by_start_time()
+                seconds = time.perf_counter() - t0
+                results.append({"name": name, "side": key, "seconds": seconds, "cpu_s": time.process_time() - cpu})
+                (out / f"{key}-{name}.rttm").write_text("".join(
+                    f"SPEAKER {Path(path).stem} 1 {seg.start:.3f} {seg.end - seg.start:.3f} <NA> <NA> "
+                    f"SPEAKER_{seg.speaker:02d} <NA> <NA>\n" for seg in segments))
     else:
         raise BadInput(f"unknown side {side}")
     return {"side": side, "import_s": imported - began, "load_s": loaded - imported, "results": results,
@@ -344,15 +462,26 @@ def main(argv=None) -> int:
     parser.add_argument("--segmentation", choices=["fixture", "pretrained"], default="fixture",
                         help="segmentation model of every side: the fixture, or pyannote's exact pretrained segmentation-3.0")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of timed runs, sides in turns (best counts)")
-    parser.add_argument("--sides", default=",".join(SIDES), help="sides to time (pyannote, port, speakrs)")
+    parser.add_argument("--sides", default=",".join(SIDES),
+                        help="sides to time (pyannote, port, speakrs, sherpa; sherpa only where sherpa-onnx is installed)")
     parser.add_argument("--pyannote-rounds", type=int, default=1,
-                        help="rounds pyannote takes part in (default 1: it is the slowest side by far)")
+                        help="rounds pyannote and sherpa-onnx take part in (default 1: the slowest sides)")
     parser.add_argument("--json", type=Path, help="results file (default: benchmarks/results/peers-<models>-<date>.json)")
     parser.add_argument("--markdown", nargs="+", type=Path, metavar="RESULTS", help="print the docs table of these results, then stop")
+    parser.add_argument("--rejudge", nargs="+", type=Path, metavar="RESULTS",
+                        help="judge the RTTMs of these results files again (the dumps reused), then stop")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(_child(json.loads(args.child.read_text()))), flush=True)
+        return 0
+    if args.rejudge:
+        try:
+            for path in args.rejudge:
+                rejudge(path)
+        except (BadInput, OSError, ValueError, KeyError) as error:
+            print(f"peers.py: {str(error).splitlines()[0][:160]}", file=sys.stderr)
+            return 2
         return 0
     if args.markdown:
         try:
@@ -383,8 +512,14 @@ def _run(args) -> int:
     except ImportError:
         raise BadInput("speakrs is not installed: pip install -e '.[peers]' (a Linux x86_64 wheel only)") from None
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
-    if not set(sides) <= set(SIDES) or "speakrs" not in sides:
-        raise BadInput(f"--sides: choose among {', '.join(SIDES)}, speakrs included")
+    if "sherpa" in sides:
+        try:
+            import sherpa_onnx  # noqa: F401
+        except ImportError:
+            sides.remove("sherpa")
+            print("peers.py: sherpa-onnx is not installed: its side is left out", file=sys.stderr)
+    if not sides or not set(sides) <= set(SIDES):
+        raise BadInput(f"--sides: choose among {', '.join(SIDES)}")
     if args.repeat < 1:
         raise BadInput("--repeat must be at least 1")
     console = Console(width=140) if not sys.stdout.isatty() else Console()
@@ -403,14 +538,20 @@ def _run(args) -> int:
             seg_model = models.load("segmentation", args.segmentation)
             emb_model = models.load("embedding", "fixture")
             onnx = fixture_export(seg_model, emb_model)
-            speakrs_dir = speakrs_models.ensure(seg_model, emb_model, PLDA_DIR, PEERS / "speakrs-models")
+            min_samples = speakrs_models.exported_min_num_samples(onnx)
+            speakrs_dir = speakrs_models.ensure(seg_model, emb_model, PLDA_DIR, PEERS / "speakrs-models", min_samples)
             pretrained_onnx = None
             if segmentation == "pretrained":
                 from reference import pretrained
                 pretrained_onnx = pretrained.SEGMENTATION_FLOAT
-            conversion = speakrs_models.check_conversion(seg_model, emb_model, speakrs_dir, PLDA_DIR, pretrained_onnx)
+            conversion = speakrs_models.check_conversion(seg_model, emb_model, speakrs_dir, PLDA_DIR, pretrained_onnx,
+                                                         min_samples)
             shas = {"segmentation": models.checksum(seg_model), "embedding": models.checksum(emb_model)}
             reference = build_pipeline(seg_model, emb_model)
+            sherpa_dir = None
+            if "sherpa" in sides:
+                import sherpa_models
+                sherpa_dir = sherpa_models.ensure(onnx, emb_model, PEERS / "sherpa-models")
     console.print(f"speakrs' model folder: {speakrs_dir.relative_to(REPO)} (conversion checked: "
                   f"{conversion['segmentation_tensors']} + {conversion['embedding_tensors']} tensors, LSTM in ONNX's "
                   f"gate order within {conversion['lstm_max_error']:.0e} of torch's, folded convolutions within "
@@ -429,21 +570,23 @@ def _run(args) -> int:
             dumps[name] = reference_dump(root, name, path, reference, shas, segmentation)
             progress.advance(task)
         del reference
-        total = len(groups) * sum(min(args.repeat, args.pyannote_rounds) if side == "pyannote" else args.repeat
+        speakers = {name: _speakers(dumps[name]) for name, _ in recordings}
+        total = len(groups) * sum(min(args.repeat, args.pyannote_rounds) if side in ("pyannote", "sherpa") else args.repeat
                                   for side in sides)
         task = progress.add_task("timing", total=total)
         for round_ in range(args.repeat):
             order = sides if round_ % 2 == 0 else sides[::-1]
             for g, group in enumerate(groups):
                 for side in order:
-                    if side == "pyannote" and round_ >= args.pyannote_rounds:
+                    if side in ("pyannote", "sherpa") and round_ >= args.pyannote_rounds:
                         continue
                     progress.update(task, description=f"round {round_ + 1}/{args.repeat}: {side}, "
                                                       f"{group[0][0]}{f' +{len(group) - 1}' if len(group) > 1 else ''}")
                     out = work / f"round{round_}"
                     out.mkdir(exist_ok=True)
                     spec = {"side": side, "group": g, "round": round_, "out": str(out), "segmentation": args.segmentation,
-                            "onnx": str(onnx), "speakrs_models": str(speakrs_dir),
+                            "onnx": str(onnx), "speakrs_models": str(speakrs_dir), "sherpa_models": str(sherpa_dir),
+                            "speakers": speakers,
                             "warmup": str(SAMPLE if len(group) == 1 else group[0][1]),
                             # speakrs' default runs once (its verdict and a time); the standard one every round
                             "configs": ["speakrs-standard"] + (["speakrs-smoothed"] if round_ == 0 else []),
@@ -544,7 +687,7 @@ def _verdict_text(verdict: dict | None) -> str:
         return "-"
     if verdict["status"] in ("identical", "tie order"):
         return verdict["status"]
-    s = verdict.get("seconds", {})
+    s = verdict.get("seconds") or {k: verdict.get(k) or 0.0 for k in ("missed", "false_alarm", "confusion")}
     parts = [f"{s.get(k, 0):.3f} s {label}" for k, label in (("missed", "missed"), ("false_alarm", "FA"),
                                                                ("confusion", "conf.")) if s.get(k)]
     outside = verdict.get("outside") or []

@@ -145,11 +145,30 @@ def plda_arrays(plda_dir: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def exported_min_num_samples(onnx_folder: str | Path) -> int:
+    """pyannote's min_num_samples as the port's ONNX export stored it (reference/export.py
+    ran pyannote's probe on the same model)."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(Path(onnx_folder) / "embedding-trunk.onnx"), load_external_data=False)
+    meta = next(p.value for p in model.metadata_props if p.key == "pyannote_port")
+    return int(json.loads(meta)["min_num_samples"])
+
+
+_MIN_NUM_SAMPLES: dict[int, int] = {}
+
+
 def min_num_samples(embedding_model) -> int:
-    """pyannote's own probe of the smallest crop the embedding model accepts."""
+    """pyannote's own probe of the smallest crop the embedding model accepts (a binary
+    search over forward passes: seconds, so asked once per model object)."""
     from pyannote.audio.pipelines.speaker_verification import PyannoteAudioPretrainedSpeakerEmbedding
 
-    return int(PyannoteAudioPretrainedSpeakerEmbedding(embedding_model).min_num_samples)
+    key = id(embedding_model)
+    if key not in _MIN_NUM_SAMPLES:
+        _MIN_NUM_SAMPLES[key] = int(PyannoteAudioPretrainedSpeakerEmbedding(embedding_model).min_num_samples)
+    return _MIN_NUM_SAMPLES[key]
 
 
 def _bn_eps(embedding_model) -> float:
@@ -171,15 +190,18 @@ def folder_key(segmentation_model, embedding_model, plda_dir: str | Path) -> str
     return f"{models.checksum(segmentation_model)[:12]}-{models.checksum(embedding_model)[:12]}-{digest.hexdigest()[:8]}"
 
 
-def convert(segmentation_model, embedding_model, plda_dir: str | Path, out: str | Path) -> Path:
-    """Write speakrs' CPU model folder at `out` (atomically: a folder is complete or absent)."""
+def convert(segmentation_model, embedding_model, plda_dir: str | Path, out: str | Path,
+            min_samples: int | None = None) -> Path:
+    """Write speakrs' CPU model folder at `out` (atomically: a folder is complete or absent).
+    `min_samples`: pyannote's min_num_samples when already known (the port's export
+    metadata holds it); else pyannote's probe runs."""
     from safetensors.numpy import save_file
 
     out = Path(out)
     segmentation = segmentation_tensors(_numpy_state(segmentation_model))
     embedding = embedding_tensors(_numpy_state(embedding_model), _bn_eps(embedding_model))
     plda = plda_arrays(plda_dir)
-    samples = min_num_samples(embedding_model)
+    samples = min_samples if min_samples is not None else min_num_samples(embedding_model)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -197,11 +219,12 @@ def convert(segmentation_model, embedding_model, plda_dir: str | Path, out: str 
     return out
 
 
-def ensure(segmentation_model, embedding_model, plda_dir: str | Path, root: str | Path) -> Path:
+def ensure(segmentation_model, embedding_model, plda_dir: str | Path, root: str | Path,
+           min_samples: int | None = None) -> Path:
     """The converted folder under `root`, made once per (models, PLDA)."""
     folder = Path(root) / folder_key(segmentation_model, embedding_model, plda_dir)
     if not all((folder / name).is_file() for name in required_files()):
-        convert(segmentation_model, embedding_model, plda_dir, folder)
+        convert(segmentation_model, embedding_model, plda_dir, folder, min_samples)
     return folder
 
 
@@ -236,7 +259,7 @@ def _onnx_lstm(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray) -> np
 
 
 def check_conversion(segmentation_model, embedding_model, folder: str | Path, plda_dir: str | Path,
-                     pretrained_onnx: str | Path | None = None) -> dict:
+                     pretrained_onnx: str | Path | None = None, min_samples: int | None = None) -> dict:
     """Prove the converted folder tensor by tensor; raises ConversionError on the first failure.
 
     * segmentation: every tensor is where speakrs looks for it (names, count per prefix,
@@ -249,7 +272,19 @@ def check_conversion(segmentation_model, embedding_model, folder: str | Path, pl
     * embedding: exactly the 74 names speakrs' loader lists; each folded convolution equals
       torch's convolution then BatchNorm (eval) on random input (1e-4 relative to the
       output's scale); `seg_1` bit-identical;
-    * PLDA: the six arrays equal community-1's files exactly, dtypes kept."""
+    * PLDA: the six arrays equal community-1's files exactly, dtypes kept;
+    * min_num_samples: pyannote's (`min_samples` when known, else its probe)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and steady under load
+    try:
+        return _check(segmentation_model, embedding_model, folder, plda_dir, pretrained_onnx, min_samples)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check(segmentation_model, embedding_model, folder, plda_dir, pretrained_onnx, min_samples) -> dict:
     import torch
     from safetensors.numpy import load_file
 
@@ -328,7 +363,7 @@ def check_conversion(segmentation_model, embedding_model, folder: str | Path, pl
         if stored.dtype != value.dtype or not np.array_equal(stored, value):
             raise ConversionError(f"PLDA: {file} differs from community-1's")
     samples = (folder / MIN_NUM_SAMPLES_FILE).read_text().strip()
-    if samples != str(min_num_samples(embedding_model)):
+    if samples != str(min_samples if min_samples is not None else min_num_samples(embedding_model)):
         raise ConversionError(f"{MIN_NUM_SAMPLES_FILE}: {samples!r} is not pyannote's min_num_samples")
     report["min_num_samples"] = int(samples)
     return report
