@@ -70,8 +70,23 @@ def judge(reference_dir: Path, rttm: Path) -> dict:
     if not (REPO / "harness" / "rttm.py").is_file():  # TEMPORARY: until harness/rttm.py lands here
         return _interim_judge(reference_dir, rttm)
     from harness.rttm import judge_rttm
-    verdict = judge_rttm(reference_dir, rttm)
-    return {"status": verdict.status, "passed": bool(verdict.passed), **verdict.as_dict()}
+
+    verdict = judge_rttm(reference_dir, rttm).as_dict()
+    # the judge counts a turn ending past the audio as a finding even where pyannote's own last turn
+    # does the same (a zero-padded last chunk: its frames run past the end); what pyannote itself
+    # writes is no difference from pyannote, so the peer table's status sets those aside
+    annotation = next(p for p in sorted(reference_dir.iterdir()) if p.name.endswith("-annotation"))
+    ref_ends = [float(f[3]) + float(f[4]) for f in (line.split() for line in
+                (annotation / "out_diarization.rttm").read_text().splitlines()) if f and f[0] == "SPEAKER"]
+    ref_end = max(ref_ends, default=0.0)
+    beyond = [o for o in verdict["outside"]
+              if not (o["why"].startswith("ends past the audio") and o["end"] <= ref_end + 1e-3)]
+    status = verdict["status"]
+    if status == "differs" and not beyond and verdict["first_difference"] is None:
+        status = "tie order" if verdict["tie_frames"] else "identical"
+    verdict.update({"judge_status": verdict["status"], "status": status, "passed": status != "differs",
+                    "outside_beyond_pyannote": beyond, "pyannote_last_end": ref_end})
+    return verdict
 
 
 def _interim_judge(reference_dir: Path, rttm: Path) -> dict:
@@ -690,7 +705,7 @@ def _verdict_text(verdict: dict | None) -> str:
     s = verdict.get("seconds") or {k: verdict.get(k) or 0.0 for k in ("missed", "false_alarm", "confusion")}
     parts = [f"{s.get(k, 0):.3f} s {label}" for k, label in (("missed", "missed"), ("false_alarm", "FA"),
                                                                ("confusion", "conf.")) if s.get(k)]
-    outside = verdict.get("outside") or []
+    outside = verdict.get("outside_beyond_pyannote", verdict.get("outside")) or []
     if outside:
         parts.append(f"{len(outside)} past the end")
     return "differs: " + (", ".join(parts) or f"{verdict.get('differing_frames')} frames")
@@ -703,10 +718,10 @@ def print_table(console, document: dict) -> None:
                         f"{document['machine']['versions']['pyannote.audio']} and the port, community-1, "
                         f"{document['models']['segmentation']}; {document['machine']['cpu']}, "
                         f"{document['machine']['cores']} cores, {document['machine']['date'][:10]}")
-    for column in ("recording", "speakrs standard", "speakrs default", "port", "pyannote s", "port s", "floor s",
-                   "speakrs s", "pyannote/speakrs", "speakrs/port", "RSS MB pya/port/spk"):
-        table.add_column(column, justify="left" if column in ("recording", "speakrs standard", "speakrs default", "port")
-                         else "right")
+    verdict_columns = ("recording", "speakrs standard", "speakrs default", "port", "sherpa-onnx")
+    for column in (*verdict_columns, "pyannote s", "port s", "floor s", "speakrs s", "pyannote/speakrs", "speakrs/port",
+                   "RSS MB pya/port/spk"):
+        table.add_column(column, justify="left" if column in verdict_columns else "right")
     for row in document["recordings"]:
         sides, v = row["sides"], row["verdicts"]
 
@@ -716,36 +731,76 @@ def print_table(console, document: dict) -> None:
         rss = "/".join(f"{sides[k]['peak_rss_mb']:.0f}" if k in sides else "-"
                        for k in ("pyannote", "port", "speakrs-standard"))
         table.add_row(f"{row['name']} ({row['duration_s']:.0f} s)", _verdict_text(v.get("speakrs-standard")),
-                      _verdict_text(v.get("speakrs-smoothed")), _verdict_text(v.get("port")),
+                      _verdict_text(v.get("speakrs-smoothed")), _verdict_text(v.get("port")), _verdict_text(v.get("sherpa")),
                       sec("pyannote"), sec("port"), sec("port", "floor_s"), sec("speakrs-standard"),
                       f"{row['pyannote_over_speakrs']:.1f}x" if "pyannote_over_speakrs" in row else "-",
                       f"{row['speakrs_over_port']:.2f}" if "speakrs_over_port" in row else "-", rss)
     console.print(table)
 
 
+def _models_name(document: dict) -> str:
+    return "pretrained segmentation" if "pretrained" in document["models"]["segmentation"] else "fixture"
+
+
 def markdown(documents: list[dict]) -> str:
-    """The docs/peers.md table: one row per (models, recording)."""
-    lines = ["| models | recording | speakrs, standard | speakrs, default (smoothed) | pyannote s | port s | speakrs s "
-             "| pyannote / speakrs | speakrs / port | peak RSS MB: pyannote, port, speakrs |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    """The docs/peers.md tables: verdicts and times per (models, recording), then where each
+    candidate differs. A later results file's row for the same (models, recording) replaces
+    an earlier one's sides it also timed (each ratio stays within one run)."""
+    rows: dict = {}
     for document in documents:
-        models = "pretrained segmentation" if "pretrained" in document["models"]["segmentation"] else "fixture"
         for row in document["recordings"]:
-            sides, v = row["sides"], row["verdicts"]
+            key = (_models_name(document), row["name"])
+            if key in rows:
+                merged = rows[key]
+                for side, entry in row["sides"].items():
+                    merged["sides"][side] = entry
+                merged["verdicts"].update(row["verdicts"])
+                for ratio in ("pyannote_over_speakrs", "speakrs_over_port", "pyannote_over_port", "port_over_floor"):
+                    if ratio in row:
+                        merged[ratio] = row[ratio]
+            else:
+                rows[key] = json.loads(json.dumps(row))
+    lines = ["| models | recording | speakrs, standard | speakrs, default (smoothed) | sherpa-onnx | "
+             "sherpa-onnx, told the speakers | pyannote s | port s | speakrs s | pyannote / speakrs | speakrs / port "
+             "| peak RSS MB: pyannote, port, speakrs |",
+             "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for (models, name), row in rows.items():
+        sides, v = row["sides"], row["verdicts"]
 
-            def sec(key):
-                return f"{sides[key]['seconds']:.2f}" if key in sides else "-"
+        def sec(key):
+            return f"{sides[key]['seconds']:.2f}" if key in sides else "-"
 
-            rss = ", ".join(f"{sides[k]['peak_rss_mb']:.0f}" if k in sides else "-"
-                            for k in ("pyannote", "port", "speakrs-standard"))
-            lines.append(
-                f"| {models} | {row['name']} ({row['duration_s']:.0f} s) | {_verdict_text(v.get('speakrs-standard'))} "
-                f"| {_verdict_text(v.get('speakrs-smoothed'))} | {sec('pyannote')} | {sec('port')} "
-                f"| {sec('speakrs-standard')} | "
-                + (f"{row['pyannote_over_speakrs']:.1f}x" if "pyannote_over_speakrs" in row else "-") + " | "
-                + (f"{row['speakrs_over_port']:.2f}" if "speakrs_over_port" in row else "-") + f" | {rss} |")
-    machines = sorted({f"{d['machine']['cpu']}, {d['machine']['cores']} cores, {d['machine']['date'][:10]}" for d in documents})
-    return "\n".join(lines) + "\n\nMeasured on " + "; ".join(machines) + "."
+        rss = ", ".join(f"{sides[k]['peak_rss_mb']:.0f}" if k in sides else "-"
+                        for k in ("pyannote", "port", "speakrs-standard"))
+        ratio = (lambda k, f: f.format(row[k]) if k in row else "-")  # noqa: E731
+        lines.append(
+            f"| {models} | {name} ({row['duration_s']:.0f} s) | {_verdict_text(v.get('speakrs-standard'))} "
+            f"| {_verdict_text(v.get('speakrs-smoothed'))} | {_verdict_text(v.get('sherpa'))} "
+            f"| {_verdict_text(v.get('sherpa-k'))} | {sec('pyannote')} | {sec('port')} | {sec('speakrs-standard')} "
+            f"| {ratio('pyannote_over_speakrs', '{:.1f}x')} | {ratio('speakrs_over_port', '{:.2f}')} | {rss} |")
+    machines = sorted({f"{d['machine']['cpu']}, {d['machine']['cores']} cores, {d['machine']['date'][:10]}"
+                       for d in documents})
+    out = "\n".join(lines) + "\n\nMeasured on " + "; ".join(machines) + ".\n\n"
+    out += "Where a candidate differs from pyannote (the judge's spans: time, pyannote's speakers -> the candidate's):\n\n"
+    for (models, name), row in rows.items():
+        for key, verdict in row["verdicts"].items():
+            if key == "pyannote" or verdict.get("status") != "differs":
+                continue
+            spans = verdict.get("spans") or []
+            text = "; ".join(f"{s['start']:.3f}-{s['end']:.3f} s ({s['frames']} frame{'s' if s['frames'] > 1 else ''}: "
+                             f"{'+'.join(s['reference']) or 'none'} -> {'+'.join(s['candidate']) or 'none'})"
+                             for s in spans[:4])
+            if len(spans) > 4:
+                text += f"; {len(spans) - 4} more"
+            past = [o for o in verdict.get("outside_beyond_pyannote", verdict.get("outside", []))]
+            if past:
+                text += ("; " if text else "") + "; ".join(
+                    f"turn {o['start']:.3f}-{o['end']:.3f} s {o['why']}" for o in past[:2])
+            lines_out = f"- {models}, {name}, {CANDIDATES.get(key, key)}: {text}"
+            if verdict.get("speakers"):
+                lines_out += f" (speakers: pyannote {verdict['speakers']['reference']}, candidate {verdict['speakers']['candidate']})"
+            out += lines_out + "\n"
+    return out
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.append(str(REPO / "benchmarks"))  # speakrs_models, peers (appended: shadows nothing)
 
 if not (platform.system() == "Linux" and platform.machine() == "x86_64"):
     pytest.skip("speakrs 0.7.0 has one wheel, for Linux x86_64; this platform has none", allow_module_level=True)
