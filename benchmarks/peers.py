@@ -19,8 +19,7 @@ a recording of N minutes built from the test audio:
    reversed every other round), `--repeat` rounds: a process loads its models (load time),
    warms up once, then diarizes every recording of its group (diarization time, CPU time);
    its peak RSS is its own address space's high-water mark (VmHWM). The port's process also
-   times the floor (the ONNX
-   models alone on the same chunks and batches, benchmarks/speed.py). speakrs runs twice per
+   times the floor (the ONNX models alone on the same chunks and batches, benchmarks/speed.py). speakrs runs twice per
    recording: `reconstruct_method="standard"` (pyannote's reconstruction) and its default
    ("smoothed"). Recordings up to 60 s share one process per side; a longer one has its own;
 3. each RTTM (speakrs' two, the port's, pyannote's own timed run) is judged against the
