@@ -217,6 +217,11 @@ def compare_values(stage: str, name: str, reference, candidate, chain: bool = Fa
         row = _tie_order_row(stage, name, reference, candidate, str(tie_rule), reader, candidate_reader)
         if row is not None:
             return row
+    scores = config.get("assignment_ties")
+    if scores and reader is not None and not _identical(reference, candidate):
+        row = _assignment_row(stage, name, reference, candidate, str(scores), reader)
+        if row is not None:
+            return row
     if isinstance(reference, str) or isinstance(candidate, str):
         ref_lines = str(reference).splitlines()
         cand_lines = str(candidate).splitlines()
@@ -378,12 +383,12 @@ def _call_of(name: str) -> str | None:
 
 
 def _rttm_labels(reader: DumpReader | None, annotation: str) -> dict[str, int] | None:
-    """pyannote's renaming as a dump says it: SPEAKER_<i> is the i-th smallest cluster of
-    the diarization's segments (`speaker_labels`)."""
+    """pyannote's renaming as a dump says it: SPEAKER_<i> is the i-th cluster of the
+    diarization's segments in `Annotation.labels()` order (sorted as strings)."""
     if reader is None or not reader.has(annotation, "call0_out_segments"):
         return None
     segments = np.asarray(reader.load(annotation, "call0_out_segments"), dtype=np.float64).reshape(-1, 3)
-    clusters = sorted({int(k) for k in segments[:, 2]})
+    clusters = sorted({int(k) for k in segments[:, 2]}, key=str)
     return {f"SPEAKER_{i:02d}": k for i, k in enumerate(clusters)}
 
 
@@ -493,6 +498,66 @@ def _tie_order_row(stage: str, name: str, reference, candidate, rule: str, reade
                note=f"{bad} frame(s) differ beyond tie order (first at {grid.time(frame):.3f} s: clusters "
                     f"{where['candidate_clusters']} vs the reference's {where['reference_clusters']}); "
                     f"{check.tied} other frame(s) are tie order")
+
+
+def _assignment_row(stage: str, name: str, reference, candidate, scores_name: str,
+                    reader: DumpReader) -> Row | None:
+    """`assignment_ties` names (hard clusters): a (chunk, speaker) whose cluster differs
+    passes only when the reference's score for the candidate's cluster equals the score of
+    the reference's, or the speaker scores the same for every cluster (inactive speakers
+    all score ``min - 1``: any solver of the assignment may give them any free cluster, or
+    none when clusters are fewer than speakers); the chunk keeps as many speakers assigned,
+    and distinct clusters where the reference's are (constrained_argmax assigns one
+    speaker per cluster). None when the reference has no scores to judge by."""
+    if not reader.has(stage, scores_name):
+        return None
+    ref, cand = np.asarray(reference), np.asarray(candidate)
+    soft = np.asarray(reader.load(stage, scores_name), dtype=np.float64)
+    if ref.shape != cand.shape or soft.shape[:2] != ref.shape or cand.dtype.kind not in "iuf":
+        return None
+    if not np.all(np.isfinite(cand)) or np.any(cand != np.round(cand)):
+        return None
+    if np.any(np.isnan(soft)):  # as constrained_argmax sees them
+        soft = np.nan_to_num(soft, nan=np.nanmin(soft) if np.any(np.isfinite(soft)) else 0.0)
+    ref, cand = ref.astype(np.int64), cand.astype(np.int64)
+    clusters = soft.shape[2]
+    tied, first_bad, why = 0, None, ""
+    for c in np.flatnonzero(np.any(ref != cand, axis=1)):
+        assigned_ref = ref[c][ref[c] >= 0]
+        problem = ""
+        for s_ in np.flatnonzero(ref[c] != cand[c]):
+            a, b = int(ref[c, s_]), int(cand[c, s_])
+            flat = bool(np.all(soft[c, s_] == soft[c, s_, 0]))  # every cluster scores the same: any is optimal
+            if b != -2 and not 0 <= b < clusters:
+                problem = f"cluster {b} is none of 0..{clusters - 1}"
+            elif (a < 0 or b < 0) and not flat:
+                problem = f"cluster {b} where the reference has {a} (assigned where it is not, or the other way)"
+            elif a >= 0 and b >= 0 and soft[c, s_, b] != soft[c, s_, a]:
+                problem = f"cluster {b} scores {soft[c, s_, b]:.6g}, the reference's {a} {soft[c, s_, a]:.6g}"
+            if problem:
+                first_bad, why = (int(c), int(s_), a, b), problem
+                break
+            tied += 1
+        if problem:
+            break
+        assigned = cand[c][cand[c] >= 0]
+        if len(set(assigned_ref.tolist())) == len(assigned_ref) and len(set(assigned.tolist())) != len(assigned):
+            first_bad, why = (int(c), int(np.flatnonzero(ref[c] != cand[c])[0]), -1, -1), \
+                "two speakers of the chunk share a cluster (the assignment gives each its own)"
+            break
+        if len(assigned) != len(assigned_ref):
+            first_bad, why = (int(c), int(np.flatnonzero(ref[c] != cand[c])[0]), -1, -1), \
+                f"{len(assigned)} speakers of the chunk assigned, the reference assigns {len(assigned_ref)}"
+            break
+    size = int(ref.size)
+    if first_bad is None:
+        return Row(stage, name, "discrete", size=size, tied=tied,
+                   note=f"identical up to assignment ties ({tied} speaker(s) given another cluster of equal score)")
+    chunk, speaker, a, b = first_bad
+    where = _where(stage, name, ref.shape, chunk * ref.shape[1] + speaker, reader) or {}
+    mismatches = int(np.count_nonzero(ref != cand))
+    return Row(stage, name, "discrete", mismatches=mismatches, size=size, passed=False, over=mismatches, where=where,
+               tied=tied, note=f"{mismatches} of {size} differ; chunk {chunk}, speaker {speaker}: {why}")
 
 
 # ----------------------------------------------------------------------------- stages

@@ -152,10 +152,10 @@ def judge_rttm(reference_dir: str | Path, candidate: str | Path, candidate_text:
     grid = grid_rules.Grid(start, duration, step, activations.shape[0])
     audio_end = _audio_duration(reference, grid)
 
-    # the reference's speakers, as columns of the activations (SPEAKER_i: the i-th smallest cluster)
+    # the reference's speakers, as columns of the activations (SPEAKER_i: the i-th cluster as pyannote sorts them)
     segments = (np.asarray(reference.load(annotation, "call0_out_segments"), dtype=np.float64).reshape(-1, 3)
                 if reference.has(annotation, "call0_out_segments") else np.zeros((0, 3)))
-    clusters = sorted({int(k) for k in segments[:, 2]})
+    clusters = sorted({int(k) for k in segments[:, 2]}, key=str)  # Annotation.labels(): as strings
     ref_names = {f"SPEAKER_{i:02d}": k for i, k in enumerate(clusters)}
     for turn in ref_turns:
         if turn.label not in ref_names:  # a dump without segments: its labels in order

@@ -44,10 +44,12 @@ def blas() -> str:
     try:
         from threadpoolctl import threadpool_info
 
-        for entry in threadpool_info():
-            if entry.get("user_api") == "blas":
-                parts = [entry.get("internal_api", "?"), entry.get("version") or "", entry.get("architecture") or ""]
-                return " ".join(p for p in parts if p)
+        found = [entry for entry in threadpool_info() if entry.get("user_api") == "blas"]
+        # numpy's own BLAS (scipy may have loaded another copy: which is first depends on imports)
+        found.sort(key=lambda entry: "numpy" not in str(entry.get("filepath", "")))
+        for entry in found:
+            parts = [entry.get("internal_api", "?"), entry.get("version") or "", entry.get("architecture") or ""]
+            return " ".join(p for p in parts if p)
     except Exception:  # noqa: BLE001 - a description, never a failure
         pass
     try:
@@ -72,9 +74,13 @@ def _base() -> tuple[tuple[str, str], ...]:
 
 def describe() -> dict[str, str]:
     """This process's platform: machine, OS, CPU, numpy's SIMD level, numpy, BLAS, and
-    the versions of ONNX Runtime, torch and pyannote.audio where they are loaded."""
+    the versions of scipy, scikit-learn, ONNX Runtime, torch and pyannote.audio where they
+    are loaded."""
     info = dict(_base())
-    for module, key in (("onnxruntime", "onnxruntime"), ("torch", "torch"), ("pyannote.audio", "pyannote.audio")):
+    # scipy: its eigen-solvers give PLDA columns other signs; scikit-learn: K-Means, which
+    # pyannote does not pin (docs/machines.md)
+    for module, key in (("scipy", "scipy"), ("sklearn", "scikit-learn"), ("onnxruntime", "onnxruntime"),
+                        ("torch", "torch"), ("pyannote.audio", "pyannote.audio")):
         loaded = sys.modules.get(module)
         version = getattr(loaded, "__version__", None) if loaded is not None else None
         if version:

@@ -132,7 +132,7 @@ def to_annotation(
     if min_duration_off > 0.0:
         tracks = _string_generator()
         merged = []
-        for label in sorted({turn.label for turn in turns}):
+        for label in sorted({turn.label for turn in turns}, key=str):  # Annotation.support: labels() order
             segments = _support([(t.start, t.end) for t in turns if t.label == label], min_duration_off)
             for start, end in _support(segments, 0.0):
                 merged.append(Turn(start, end, next(tracks), label))
@@ -143,8 +143,9 @@ def to_annotation(
 
 
 def speaker_labels(turns: list[Turn]) -> dict[int, str]:
-    """pyannote's renaming: sorted cluster indices -> SPEAKER_00, SPEAKER_01, ..."""
-    return {k: f"SPEAKER_{i:02d}" for i, k in enumerate(sorted({turn.label for turn in turns}))}
+    """pyannote's renaming: the clusters in `Annotation.labels()` order, which sorts them as
+    strings (cluster 10 before cluster 2), -> SPEAKER_00, SPEAKER_01, ..."""
+    return {k: f"SPEAKER_{i:02d}" for i, k in enumerate(sorted({turn.label for turn in turns}, key=str))}
 
 
 def to_rttm(turns: list[Turn], uri: str, labels: dict[int, str] | None = None) -> str:

@@ -175,3 +175,46 @@ def test_c1_mutation_caught_at_its_stage(c1_bench, name):
     assert _port_bindings() == before, "the mutation was not undone"
     assert row["status"] == "caught", f"{name}: {row['status']} ({row['recordings']})"
     assert row["first_failure"] == mutation.stage
+
+
+# --------------------------------------------------------------------------- tie order
+TIES_RECORDING = "10_mrbeast_clean_water"  # 820 frames where the ranking ties at the count
+
+
+@pytest.fixture(scope="module")
+def ties_bench(onnx_folder, reference_pipeline_c1, tmp_path_factory):
+    """The community-1 bench on the real-model capture whose reconstruction ranking ties."""
+    from benchmarks.mutations import C1_RECORDINGS, GivenBench
+    from port.pipeline import Parameters, Pipeline
+
+    parameters = Parameters(pipeline="community-1")
+    pipeline = Pipeline.from_folder(onnx_folder, device="cpu", parameters=parameters)
+    manifest = {"pipeline": "community-1", "parameters": parameters.as_dict()}
+    return GivenBench(tmp_path_factory.mktemp("tie-mutations"), pipeline, reference_pipeline_c1, manifest,
+                      {TIES_RECORDING: C1_RECORDINGS[TIES_RECORDING]})
+
+
+@pytest.mark.parametrize("name, status", [
+    ("c1_ranking_ascending", "caught"), ("c1_ties_to_lowest", "caught"), ("c1_ties_count_minus_one", "caught"),
+    ("c1_stable_ties", "equivalent, accepted"), ("c1_reversed_ties", "equivalent, accepted"),
+    ("assign_other_solver", "equivalent, accepted"),
+])
+def test_tie_mutations_caught_and_other_valid_answers_accepted(ties_bench, name, status):
+    from benchmarks.mutations import C1_CATALOGUE
+
+    mutation = {m.name: m for m in C1_CATALOGUE}[name]
+    row = ties_bench.run(mutation, recordings=(TIES_RECORDING,))
+    assert row["status"] == status, f"{name}: {row['status']} ({row['recordings']})"
+    if status == "caught":
+        assert row["first_failure"] == mutation.stage
+    else:
+        assert row["rttm_changed"] or row["recordings"][TIES_RECORDING]["effect"]
+
+
+def test_equivalent_mutations_are_scored_apart():
+    rows = [{"status": "caught", "caught": True, "at_expected_stage": True},
+            {"status": "equivalent, accepted", "caught": False, "at_expected_stage": False, "equivalent": True},
+            {"status": "WRONGLY FAILED", "caught": True, "at_expected_stage": True, "equivalent": True}]
+    total = score(rows)
+    assert total["counted"] == 1 and total["caught"] == 1
+    assert total["equivalent_accepted"] == 1 and total["equivalent_failed"] == 1

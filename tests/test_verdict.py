@@ -240,6 +240,27 @@ def test_deleted_stage_fails_as_not_implemented(clean, tmp_path):
     assert code == 1 and result["first_failure"] == "07-masks" and result["not_implemented"] == ["07-masks"]
 
 
+@pytest.mark.parametrize("stage", ["03-segmentation", "06-fbank", "08-embeddings", "10-linkage", "12-assign"])
+def test_a_hole_fails_first_and_the_next_stage_is_judged_along_the_chain(clean, tmp_path, stage):
+    """One middle stage deleted from the port's dump: that stage fails first (a hole), and the
+    stages after it, which read it, are judged with the chain bounds and pass (the port's own
+    chain drift, not the reference's inputs: isolated bounds would fail them spuriously)."""
+    from port.vocabulary import PIPELINE_31
+
+    reference, copy = clean
+    cand = copy(f"hole-{stage}")
+    shutil.rmtree(cand / stage)
+    code, result = _compare(reference, cand, tmp_path)
+    assert code == 1 and result["first_failure"] == stage and result["holes"] == [stage]
+    stages = {s["stage"]: s for s in result["stages"]}
+    # the stages that read the deleted one (10-linkage's and 12-assign's readers read the Z and the
+    # hard clusters they echo, equal to the reference's: judged by those, they pass either way)
+    readers = [s.name for s in PIPELINE_31.stages if s.name != stage and any(i.startswith(stage + "/") for i in s.inputs)]
+    for later in readers:
+        assert stages[later]["bounds"] == "chain" and stages[later]["passed"], (later, stages[later])
+    assert [s for s, v in stages.items() if not v["passed"]] == [stage]
+
+
 def test_nan_embedding_fails_at_embeddings(clean, tmp_path):
     reference, copy = clean
     cand = copy("nan")
