@@ -929,7 +929,8 @@ def summarise(mutation: Mutation, per: dict[str, dict], ran: bool = True) -> dic
         "at_expected_stage": first == mutation.stage,
         "rttm_changed": any(r.get("rttm_changed") for r in per.values()),
         "noise_verdict_only": bool(caught) and all(r.get("within_fixed_ceilings") for r in caught),
-        "reason": mutation.inert if status == "no effect" else mutation.equivalent,
+        "reason": ((mutation.inert or "the same output as the unmutated port on these recordings")
+                   if status == "no effect" else mutation.equivalent),
         "equivalent": bool(mutation.equivalent),
         "recordings": per,
     }
