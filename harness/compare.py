@@ -862,7 +862,7 @@ def manifest_warnings(manifest: dict) -> list[str]:
     if not said:
         return []
     return [f"the candidate's manifest {' and '.join(said)}: copied whole from pyannote's? "
-            "set side and implementation to your port's (README, Porting to another language)"]
+            "set side and implementation to your port's (docs/porting.md, The manifest)"]
 
 
 def _declared(manifest: dict, description: Description) -> tuple[set[str], dict[str, set[str]]]:

@@ -188,7 +188,7 @@ class Pipeline:
         threads share the cores (each ONNX session gets cores / workers threads):
         one segments while the others embed the chunks already segmented; none
         changes results. By default 1 on a CPU (one 2-thread session beat two
-        1-thread workers on an idle 2-core machine: README, Speed) and 2 on CUDA,
+        1-thread workers on an idle 2-core machine: docs/performance.md) and 2 on CUDA,
         where the CPU's fbank overlaps the GPU's segmentation. community-1's PLDA is read from
         `plda` (a folder with xvec_transform.npz and plda.npz), else the export's own
         `plda/`, else the repository's `reference/pretrained/plda`. `fbank`: "numpy", "graph"

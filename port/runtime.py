@@ -69,7 +69,7 @@ def providers(kind: str) -> list:
     """ONNX Runtime's providers for a resolved device. On CUDA, TF32 off, as the
     reference runs torch (reference/run.py): the CUDA provider otherwise rounds
     matmul and convolution inputs to 10-bit mantissas (on the H100 that changed the
-    RTTM of a 10-minute recording; README, GPU)."""
+    RTTM of a 10-minute recording; docs/performance.md, GPU)."""
     if kind != "cuda":
         return [CPU]
     return [(CUDA, {"device_id": 0, **cuda_tuning(), "use_tf32": "0"}), CPU]
