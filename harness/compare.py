@@ -40,7 +40,9 @@ from port.dumps import DumpError, DumpReader, locate
 from port.vocabulary import ALL_STAGES, REASONS, Description, axes
 from port.vocabulary import pipeline as describe
 
-PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+# the tolerances: the checkout's pyproject.toml, or the copy an installed wheel carries beside this module
+_HERE = Path(__file__).resolve().parent
+PYPROJECT = _HERE / "pyproject.toml" if (_HERE / "pyproject.toml").is_file() else _HERE.parent / "pyproject.toml"
 NOISE_FILE = "noise.json"
 
 
