@@ -25,4 +25,4 @@ and the dump vocabulary both sides and the harness read (the only part of the po
     vocabulary    each pipeline described once: stages, names, axes, inputs, unreached reasons
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
