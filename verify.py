@@ -156,6 +156,14 @@ def _stage_table(console, verdict, sides=("port", "pyannote.audio")) -> tuple[bo
     """Print a Verdict (harness.compare.judge) as the stage table; (passed, first failing stage)."""
     from rich.table import Table
 
+    from harness.compare import platform_summary
+
+    platforms = verdict.platforms or {}
+    ref_platform, cand_platform = platform_summary(platforms.get("reference")), platform_summary(platforms.get("candidate"))
+    if ref_platform == cand_platform:
+        console.print(f"[dim]platform (both sides): {ref_platform}[/dim]")
+    else:
+        console.print(f"[dim]platform: {sides[1]}: {ref_platform}; {sides[0]}: {cand_platform}[/dim]")
     table = Table(title=f"{verdict.recording} ({verdict.pipeline}): {sides[0]} vs {sides[1]}, stage by stage",
                   title_justify="left")
     for column in ("stage", "bounds", "isolated drift", "chain drift", "noise", "ratio", "over", "bound", "result"):
@@ -201,6 +209,9 @@ def _stage_table(console, verdict, sides=("port", "pyannote.audio")) -> tuple[bo
             " ".join(parts),
         )
     console.print(table)
+    if verdict.ties:
+        console.print("[green]tie order[/green] (clusters with equal activations chosen another valid way): " + "; ".join(
+            f"{name} {t['frames']} frames ({t['seconds']:.2f} s)" for name, t in verdict.ties.items()))
     if verdict.noise:
         console.print(f"[dim]noise: {verdict.noise}; a float stage passes when drift <= k x noise + floor "
                       "at the max and the percentile, and under the ceiling[/dim]")
@@ -326,7 +337,7 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
     import numpy as np
 
     from harness.compare import judge
-    from port import audio
+    from port import audio, machine
     from port.dumps import DumpReader, DumpWriter
     from port.stages import runner
     from reference import noise
@@ -337,7 +348,7 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
     speakers = {"num_speakers": args.num_speakers, "min_speakers": args.min_speakers, "max_speakers": args.max_speakers}
     audio_sha = reference_run.sha256_file(path)
     common = {"models": {**setup.models, **({"plda": setup.plda} if setup.plda else {})},
-              "versions": reference_run.versions()}
+              "versions": reference_run.versions(), "platform": machine.describe()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         progress(f"{name}: pyannote.audio")
@@ -403,15 +414,10 @@ def verify_recording(setup: Setup, args, name: str, path: Path, progress=None) -
     }
 
 
-def _rttm_fields(text: str) -> list[tuple[str, str, str]]:
-    """(start, duration, speaker) of every RTTM line: what a diarization says, whatever its uri."""
-    return [(f[3], f[4], f[7]) for f in (line.split() for line in text.splitlines()) if len(f) > 7]
-
-
 def verify_given(setup: Setup, args, name: str, folder: Path, progress=None) -> dict:
     """`--embeddings`: both sides from stage 09 on, on the folder's segmentations and embeddings."""
     from harness.compare import judge
-    from port import inputs
+    from port import inputs, machine
     from port.aggregate import SlidingWindow
     from port.dumps import DumpWriter
     from port.stages import runner
@@ -422,7 +428,8 @@ def verify_given(setup: Setup, args, name: str, folder: Path, progress=None) -> 
     root = Path(args.dumps)
     speakers = {"num_speakers": args.num_speakers, "min_speakers": args.min_speakers, "max_speakers": args.max_speakers}
     extra = {"models": {**setup.models, **({"plda": setup.plda} if setup.plda else {})},
-             "versions": reference_run.versions(), "given": ["04-multilabel", "08-embeddings"],
+             "versions": reference_run.versions(), "platform": machine.describe(),
+             "given": ["04-multilabel", "08-embeddings"],
              "embeddings": str(folder)}
     digest = inputs.given_sha256(folder)
     with warnings.catch_warnings():
@@ -450,20 +457,21 @@ def verify_given(setup: Setup, args, name: str, folder: Path, progress=None) -> 
     identical = port_result.rttm == ref_result.rttm
     # the capture's reference.rttm is pyannote's diarization without speaker constraints:
     # with --num/min/max-speakers the two sides are compared with each other only
-    capture = folder / "reference.rttm"
     constrained = any(value is not None for value in speakers.values())
-    matches_capture = (_rttm_fields(port_result.rttm) == _rttm_fields(capture.read_text())
-                       if capture.is_file() and not constrained else None)
+    capture = None if constrained else capture_verdict(folder, ref_dir, port_dir)
+    matches_capture = capture["passed"] if capture else None
     annotation = setup.port.description.named("annotation")
     return {
         "name": name,
         "audio": str(folder),
+        "capture": capture,
         "passed": verdict.passed and identical and matches_capture is not False,
         "first_failure": verdict.first_failure,
         "decoders": {"reference": ref_result.decoder, "port": ref_result.decoder},
         "rttm": {"reference": str(ref_dir / annotation / "out_diarization.rttm"),
                  "port": str(port_dir / annotation / "out_diarization.rttm"), "identical": identical,
-                 "capture": str(capture) if capture.is_file() else None, "matches_capture": matches_capture},
+                 "capture": str(folder / "reference.rttm") if (folder / "reference.rttm").is_file() else None,
+                 "matches_capture": matches_capture},
         "turns": _turns(port_result.rttm),
         "speakers": {"reference": len(ref_result.output.speaker_diarization.labels()), "port": port_result.num_speakers},
         "count_values": None,
@@ -478,8 +486,70 @@ def verify_given(setup: Setup, args, name: str, folder: Path, progress=None) -> 
     }
 
 
+def capture_verdict(folder: Path, ref_dir: Path, port_dir: Path) -> dict | None:
+    """A capture of pyannote's own outputs (made on any machine) against this run, by the
+    verdict's rules: its hard clusters (clustering.npz) identical to the port's, its
+    discrete diarization (reconstruction.npz) and its reference.rttm equal to pyannote's
+    here up to tie order (harness.frames), the labels being pyannote's own."""
+    import numpy as np
+
+    from harness import frames
+    from harness.rttm import judge_rttm
+    from port import inputs
+    from port.dumps import DumpReader
+    from port.vocabulary import pipeline as describe_pipeline
+
+    reference, port = DumpReader(ref_dir), DumpReader(port_dir)
+    description = describe_pipeline(reference.pipeline)
+    assign, reconstruct = description.named("assign"), description.named("reconstruct")
+    out: dict = {"passed": True, "checks": []}
+
+    def check(what: str, passed: bool, detail: str) -> None:
+        out["checks"].append({"what": what, "passed": bool(passed), "detail": detail})
+        out["passed"] &= bool(passed)
+
+    clustering = inputs.load_capture_array(folder, "clustering.npz", "hard_clusters")
+    if clustering is not None and port.has(assign, "out_hard_clusters"):
+        ours = np.asarray(port.load(assign, "out_hard_clusters"))
+        same = ours.shape == clustering.shape and bool(np.array_equal(ours, clustering))
+        check("hard clusters", same, "identical to clustering.npz" if same else
+              f"differ from clustering.npz ({int(np.sum(ours != clustering)) if ours.shape == clustering.shape else 'shape'} values)")
+    discrete = inputs.load_capture_array(folder, "reconstruction.npz", "discrete_diarization")
+    if discrete is not None and reference.has(reconstruct, "call0_out_discrete"):
+        ours = np.asarray(reference.load(reconstruct, "call0_out_discrete"))
+        if ours.shape != discrete.shape:
+            check("discrete diarization", False, f"shape {discrete.shape} in reconstruction.npz vs {ours.shape} here")
+        elif not reference.has(reconstruct, "call0_out_activations"):
+            same = bool(np.array_equal(ours, discrete))
+            check("discrete diarization", same, "identical" if same else "differs (no activations to judge ties)")
+        else:
+            tie = frames.tie_order(ours, discrete, reference.load(reconstruct, "call0_out_activations"))
+            cells = int(np.sum((ours > 0.5) != (discrete > 0.5)))
+            tied = int(frames.tie_frames(reference.load(reconstruct, "call0_out_activations"), ours).sum())
+            check("discrete diarization", tie.passed,
+                  "identical to reconstruction.npz" if not tie.differing else
+                  (f"equals reconstruction.npz up to tie order ({tie.tied} of the {tied} tie frames broken another "
+                   f"way, {cells} cells)" if tie.passed else
+                   f"differs from reconstruction.npz beyond tie order at frame {tie.first_bad} "
+                   f"({tie.differing - tie.tied} frames)"))
+    rttm = folder / "reference.rttm"
+    if rttm.is_file():
+        judged = judge_rttm(ref_dir, rttm, mapping="names")
+        out["rttm"] = judged.as_dict()
+        detail = {"identical": "identical to reference.rttm",
+                  "tie order": f"equals reference.rttm up to tie order ({judged.tie_frames} frames, "
+                               f"{judged.tie_frames * judged.step:.2f} s)"}.get(judged.status)
+        if detail is None:
+            where = judged.first_difference or (judged.outside[0] if judged.outside else {})
+            detail = (f"differs from reference.rttm: {judged.differing_frames - judged.tie_frames} frames beyond tie "
+                      f"order, first at {where.get('time', where.get('start', '?'))} s")
+        check("RTTM", judged.passed, detail)
+    return out if out["checks"] else None
+
+
 def _print_recording(console, entry: dict) -> None:
     """One recording's stage table, diarization and verdict lines."""
+    from rich.markup import escape
     _stage_table(console, entry["_verdict"])
     _print_turns(console, entry["name"], entry["turns"])
     der, speakers, seconds = entry["der"], entry["speakers"], entry["seconds"]
@@ -497,10 +567,13 @@ def _print_recording(console, entry: dict) -> None:
         + f" ({seconds['reference'] / max(seconds['port'], 1e-9):.1f}x); decoded by {entry['decoders']['port']}"
     )
     console.print("[green]RTTM identical[/green]" if entry["rttm"]["identical"] else "[red]RTTM differs[/red]")
-    if entry["rttm"].get("matches_capture") is not None:
-        console.print(f"[green]the port's diarization equals {entry['rttm']['capture']}[/green]"
-                      if entry["rttm"]["matches_capture"] else
-                      f"[red]the port's diarization differs from {entry['rttm']['capture']}[/red]")
+    capture = entry.get("capture")
+    if capture:
+        console.print(f"against the capture {escape(entry['audio'])} (pyannote's own outputs, made on another machine "
+                      "or this one):")
+        for item in capture["checks"]:
+            colour = "green" if item["passed"] else "red"
+            console.print(f"  [{colour}]{item['what']}: {escape(item['detail'])}[/{colour}]")
 
 
 def _summary(console, entries: list[dict]) -> dict:
@@ -747,11 +820,68 @@ def _pairs(a: Path, b: Path) -> list[tuple[str, Path, Path]]:
     return [(name, a / name, b / name) for name in names]
 
 
+def _print_rttm_verdict(console, verdict) -> None:
+    """An RTTM candidate's verdict (harness.rttm): the status, the seconds, where it differs."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    colour = "green" if verdict.passed else "red"
+    what = {"identical": "identical on pyannote's frame grid",
+            "tie order": f"identical up to tie order ({verdict.tie_frames} frames, {verdict.tie_frames * verdict.step:.2f} s)",
+            "differs": "differs"}[verdict.status]
+    console.print(f"{escape(verdict.recording)} ({verdict.pipeline}): {escape(verdict.candidate)} against pyannote's "
+                  f"diarization in {escape(verdict.reference)}, on its frame grid ({verdict.frames} frames of "
+                  f"{verdict.step * 1000:.1f} ms)")
+    mapping = ", ".join(f"{escape(c)} -> {escape(r) if r else 'none'}" for c, r in verdict.mapping.items())
+    console.print(f"speakers: pyannote {verdict.speakers['reference']}, candidate {verdict.speakers['candidate']}"
+                  + (f" (labels mapped: {mapping})" if mapping else ""))
+    table = Table(title="on the frame grid; missed, false alarm and confusion beyond tie order", title_justify="left")
+    for column in ("speech", "missed", "false alarm", "confusion", "frames differing", "of them tie order", "error rate"):
+        table.add_column(column, justify="right")
+    rate = verdict.error_rate
+    table.add_row(f"{verdict.speech:.2f} s", f"{verdict.missed:.2f} s", f"{verdict.false_alarm:.2f} s",
+                  f"{verdict.confusion:.2f} s", str(verdict.differing_frames), str(verdict.tie_frames),
+                  f"{100 * rate:.2f} %" if rate is not None else "-")
+    console.print(table)
+    for turn in verdict.outside[:10]:
+        console.print(f"[red]line {turn['line']}: {escape(turn['label'])} {turn['start']:.3f}-{turn['end']:.3f} s "
+                      f"{escape(turn['why'])}[/red]")
+    if len(verdict.outside) > 10:
+        console.print(f"[red]... and {len(verdict.outside) - 10} more turns outside[/red]")
+    if verdict.first_difference:
+        f = verdict.first_difference
+        console.print(f"[red]first difference at {f['time']:.3f} s (frame {f['output_frame']}): pyannote "
+                      f"{escape(', '.join(f['reference']) or 'nobody')}, candidate "
+                      f"{escape(', '.join(f['candidate']) or 'nobody')}[/red]")
+        for span in verdict.spans[1:6]:
+            console.print(f"[red]  then {span['start']:.3f}-{span['end']:.3f} s: pyannote "
+                          f"{escape(', '.join(span['reference']) or 'nobody')}, candidate "
+                          f"{escape(', '.join(span['candidate']) or 'nobody')}[/red]")
+    for note in verdict.notes:
+        console.print(f"[yellow]{escape(note)}[/yellow]")
+    console.print(f"[{colour}]RTTM {what}[/{colour}]")
+
+
+def command_compare_rttm(args) -> int:
+    """`compare REFERENCE CANDIDATE.rttm`: a port that gives only speaker turns."""
+    from harness.rttm import judge_rttm
+
+    if args.stages is not None:
+        raise ValueError("--stages judges a dump's stages: an RTTM candidate has none")
+    verdict = judge_rttm(args.reference, args.candidate)
+    _print_rttm_verdict(_console(), verdict)
+    if args.json:
+        _write_json(Path(args.json), {"recordings": [verdict.as_dict()], "passed": verdict.passed, "kind": "rttm"})
+    return EXIT_OK if verdict.passed else EXIT_DRIFT
+
+
 def command_compare(args) -> int:
     from harness import report as pictures
     from harness.compare import check_candidate, judge, parse_stages
     from port.dumps import DumpReader
 
+    if Path(args.candidate).is_file():  # a port that gives only turns
+        return command_compare_rttm(args)
     console = _console()
     report = {"recordings": [], "passed": True, "stages": None}
     pairs = _pairs(Path(args.reference), Path(args.candidate))
@@ -907,9 +1037,11 @@ def parser() -> argparse.ArgumentParser:
                           "(optional reconstruction.npz: the windows); the recording is named after DIR")
     run.set_defaults(func=command_run)
 
-    compare = commands.add_parser("compare", help="compare two dump trees (reference first)")
-    compare.add_argument("reference")
-    compare.add_argument("candidate")
+    compare = commands.add_parser("compare", help="compare two dump trees (reference first), or a reference dump "
+                                                  "and a candidate's RTTM")
+    compare.add_argument("reference", help="a reference dump (dumps/reference/sample), or a dump root")
+    compare.add_argument("candidate", help="the candidate's dump, dump root, or RTTM file (a port that gives only turns: "
+                                           "judged on pyannote's frame grid)")
     compare.add_argument("--json", help="write the comparison as JSON")
     compare.add_argument("--report", help="write an HTML page of pictures (one per recording: NAME-<recording>.html when several)")
     compare.add_argument("--stages", help="judge only these stages, e.g. 01-05 or 01-05,08 (the others are excluded)")
@@ -942,6 +1074,7 @@ def _on_sigterm(signum, frame):
 # what each install lacks, when a command reaches for it (docs/install.md)
 _MISSING = {
     "matplotlib": "pip install matplotlib (pyannote-verify[report])",
+    "scipy": "pip install scipy (pyannote-verify[rttm])",
 }
 _WHOLE = ("run and export need the whole project with pyannote.audio: "
           "pip install -e '.[reference]' in a checkout (docs/install.md)")

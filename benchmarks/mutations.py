@@ -1085,8 +1085,8 @@ def _exclusive_uncapped(p):
         stage = self.description.named("reconstruct")
         count = np.minimum(count, max_speakers).astype(np.int8)
         hard_clusters[np.sum(binarized, axis=1) == 0] = -2
-        discrete, frames = reconstruct.reconstruct(binarized, self.chunks, hard_clusters, count, count_frames)
-        exclusive, _ = reconstruct.reconstruct(binarized, self.chunks, hard_clusters, count, count_frames)
+        discrete, frames, _ = reconstruct.reconstruct(binarized, self.chunks, hard_clusters, count, count_frames)
+        exclusive, _, _ = reconstruct.reconstruct(binarized, self.chunks, hard_clusters, count, count_frames)
         if hook:
             for k, (c, d) in enumerate(((count, discrete), (count, exclusive))):
                 hook(stage, f"call{k}_in_hard_clusters", hard_clusters)

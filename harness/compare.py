@@ -21,7 +21,16 @@ to one stage):
   height drift; each reordering is counted and shown;
 - eigenvector-derived columns (names configured ``column_signs``, the PLDA features)
   are defined only up to each column's sign: the candidate's columns are aligned to
-  the reference's signs first, and the flips are counted and shown.
+  the reference's signs first, and the flips are counted and shown;
+- the reconstruction's ranking (names configured ``tie_order``: the discrete
+  diarization, the segments and RTTMs made from it) may break exact ties between
+  clusters' activations another way: a frame that differs passes only when the
+  candidate chose as many clusters as the reference and their activations are the
+  same multiset (`harness.frames.tie_order`); such frames are counted and shown.
+- a stage is judged with the isolated bounds only when every input it reads from other
+  stages was dumped by the candidate and equals the reference's bit for bit (or its
+  manifest says ``"inputs": "reference"``); a stage missing between stages the
+  candidate dumped (a hole) fails, and is named first.
 """
 
 from __future__ import annotations
@@ -37,8 +46,10 @@ from pathlib import Path
 import numpy as np
 
 from port.dumps import DumpError, DumpReader, locate
-from port.vocabulary import ALL_STAGES, REASONS, Description, axes
+from port.vocabulary import ALL_STAGES, REASONS, Description, axes, for_judge
 from port.vocabulary import pipeline as describe
+
+from . import frames as grid_rules
 
 # the tolerances: the checkout's pyproject.toml, or the copy an installed wheel carries beside this module
 _HERE = Path(__file__).resolve().parent
@@ -120,6 +131,8 @@ class Row:
     noise_ratio: float | None = None  # drift / noise at the max
     reordered: int = 0  # linkage merges that came in another order (chain only)
     flipped: int = 0  # eigenvector columns whose sign the candidate has the other way round
+    tied: int = 0  # frames where the candidate broke an exact tie another valid way (tie order)
+    tie_seconds: float = 0.0  # those frames, in seconds
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -191,13 +204,21 @@ def _where(stage, name, shape, flat_index, reference_reader) -> dict | None:
 
 
 def compare_values(stage: str, name: str, reference, candidate, chain: bool = False,
-                   noise: dict | None = None, reader: DumpReader | None = None) -> Row:
+                   noise: dict | None = None, reader: DumpReader | None = None,
+                   candidate_reader: DumpReader | None = None) -> Row:
     """Compare one reference value with a candidate under the stage's configuration.
 
     `noise`: pyannote's own float32 noise on this name ({"max": .., "p<q>": ..}), when
-    measured; `reader`: the reference dump, to say where a difference is.
+    measured; `reader`: the reference dump, to say where a difference is (and, for
+    ``tie_order`` names, the activations that were ranked); `candidate_reader`: the
+    candidate's dump, for the labels of its RTTM.
     """
     config = _config(stage, name)
+    tie_rule = config.get("tie_order")
+    if tie_rule and reader is not None and not _identical(reference, candidate):
+        row = _tie_order_row(stage, name, reference, candidate, str(tie_rule), reader, candidate_reader)
+        if row is not None:
+            return row
     if isinstance(reference, str) or isinstance(candidate, str):
         ref_lines = str(reference).splitlines()
         cand_lines = str(candidate).splitlines()
@@ -341,6 +362,141 @@ def compare_values(stage: str, name: str, reference, candidate, chain: bool = Fa
                noise_max, noise_p, ratio, reordered, flipped)
 
 
+# ----------------------------------------------------------------------------- tie order
+def _identical(a, b) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        return bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+    return bool(np.all(a == b))
+
+
+def _call_of(name: str) -> str | None:
+    match = re.match(r"(call\d+)_", name)
+    return match[1] if match else None
+
+
+def _rttm_labels(reader: DumpReader | None, annotation: str) -> dict[str, int] | None:
+    """pyannote's renaming as a dump says it: SPEAKER_<i> is the i-th smallest cluster of
+    the diarization's segments (`speaker_labels`)."""
+    if reader is None or not reader.has(annotation, "call0_out_segments"):
+        return None
+    segments = np.asarray(reader.load(annotation, "call0_out_segments"), dtype=np.float64).reshape(-1, 3)
+    clusters = sorted({int(k) for k in segments[:, 2]})
+    return {f"SPEAKER_{i:02d}": k for i, k in enumerate(clusters)}
+
+
+def _rttm_format(reference: str, candidate: str) -> str | None:
+    """Where the candidate's RTTM lines are not written as pyannote writes them (fields
+    other than the times and the label, 3-decimal times, lines in time order)."""
+    template = None
+    for line in reference.splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and fields[0] == "SPEAKER":
+            template = fields[:3] + fields[5:7] + fields[8:]
+            break
+    previous = (-math.inf, -math.inf)
+    for number, line in enumerate(candidate.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if template is not None and fields[:3] + fields[5:7] + fields[8:] != template:
+            return f"line {number} is not written as pyannote writes it ({' '.join(template[:3])} ...)"
+        if len(fields) < 8 or not all(re.fullmatch(r"\d+\.\d{3}", f) for f in fields[3:5]):
+            return f"line {number}: times are not written with 3 decimals as pyannote writes them"
+        key = (float(fields[3]), float(fields[3]) + float(fields[4]))
+        if key < previous:
+            return f"line {number} is out of time order"
+        previous = key
+    return None
+
+
+def _as_frames(value, grid: "grid_rules.Grid", columns: int, labels: dict[str, int] | None, what: str) -> np.ndarray:
+    """A diarization on pyannote's frame grid: (frames, clusters) bool, from a discrete
+    array, a segments array [start, end, cluster] or RTTM text."""
+    if isinstance(value, str):
+        if labels is None:
+            raise grid_rules.TurnsError(f"{what}: no segments to tell which cluster each label is")
+        turns = []
+        for turn in grid_rules.parse_rttm(value, what):
+            if turn.label not in labels or labels[turn.label] >= columns:
+                raise grid_rules.TurnsError(f"{what}: line {turn.line}: label {turn.label!r} names no cluster "
+                                            f"of the diarization ({', '.join(labels) or 'none'})")
+            turns.append((turn.start, turn.end, labels[turn.label]))
+        return grid_rules.raster(turns, grid, columns, grid_rules.tolerance(grid))
+    value = np.asarray(value)
+    if value.ndim == 2 and value.shape == (grid.frames, columns):
+        if not np.all((value == 0) | (value == 1)):
+            raise grid_rules.TurnsError(f"{what}: values other than 0 and 1")
+        return value > 0.5
+    if value.ndim == 2 and value.shape[1] == 3:
+        segments = value.astype(np.float64)
+        if not np.all(np.isfinite(segments)):
+            raise grid_rules.TurnsError(f"{what}: NaN or inf in the segments")
+        clusters = segments[:, 2]
+        if np.any(clusters != np.round(clusters)) or np.any((clusters < 0) | (clusters >= columns)):
+            raise grid_rules.TurnsError(f"{what}: a segment's cluster is not one of 0..{columns - 1}")
+        middles = grid.middles()
+        for t in segments[:, :2].ravel():  # boundaries are frame middles, as to_annotation makes them
+            i = min(max(int(np.searchsorted(middles, t)), 0), len(middles) - 1)
+            if min(abs(middles[i] - t), abs(middles[max(i - 1, 0)] - t)) > 1e-6:
+                raise grid_rules.TurnsError(f"{what}: boundary {t:.6f} s is off pyannote's frame grid")
+        return grid_rules.raster([(a, b, int(k)) for a, b, k in segments], grid, columns, 1e-6)
+    raise grid_rules.TurnsError(f"{what}: shape {value.shape} is neither ({grid.frames}, {columns}) nor (n, 3)")
+
+
+def _tie_order_row(stage: str, name: str, reference, candidate, rule: str, reader: DumpReader,
+                   candidate_reader: DumpReader | None) -> Row | None:
+    """`tie_order` names: the candidate's diarization against the reference's on the frame
+    grid, every differing frame judged by `harness.frames.tie_order` on the activations
+    `rule` names (``<stage>/call<k>_out_activations``). None when the reference dump has
+    no activations (made before they were dumped: the exact comparison applies)."""
+    source, _, pattern = rule.partition("/")
+    call = _call_of(name)
+    activations_name = pattern.replace("call<k>", call) if "<k>" in pattern and call else pattern
+    if not reader.has(source, activations_name) or not reader.has(source, "out_frames"):
+        return None
+    activations = np.asarray(reader.load(source, activations_name), dtype=np.float64)
+    start, duration, step = (float(v) for v in np.asarray(reader.load(source, "out_frames")).ravel()[:3])
+    grid = grid_rules.Grid(start, duration, step, activations.shape[0])
+    columns = activations.shape[1]
+    kind = "text" if isinstance(reference, str) else "discrete"
+    labels = _rttm_labels(reader, stage)
+    try:
+        ref = _as_frames(reference, grid, columns, labels, f"reference {stage}/{name}")
+    except grid_rules.TurnsError:
+        return None  # the reference's own value does not fit its grid: compare exactly
+    try:
+        cand = _as_frames(candidate, grid, columns, _rttm_labels(candidate_reader, stage) or labels,
+                          f"candidate {stage}/{name}")
+    except grid_rules.TurnsError as error:
+        return Row(stage, name, kind, mismatches=1, size=grid.frames, passed=False, over=1, note=str(error))
+    check = grid_rules.tie_order(ref, cand, activations)
+    if check.differing == 0:
+        return None  # the same frames: what differs is not the diarization (compared exactly)
+    seconds = check.tied * step
+    if check.passed:
+        problem = _rttm_format(reference, candidate) if kind == "text" else None
+        if problem:
+            return Row(stage, name, kind, mismatches=1, size=grid.frames, passed=False, over=1,
+                       tied=check.tied, tie_seconds=seconds, note=problem)
+        return Row(stage, name, kind, size=grid.frames, tied=check.tied, tie_seconds=seconds,
+                   note=f"identical up to tie order ({check.tied} frames, {seconds:.2f} s)")
+    frame = check.first_bad
+    bad = check.differing - check.tied
+    where = {"output_frame": frame, "time": round(grid.time(frame), 3),
+             "candidate_clusters": grid_rules.clusters_at(cand, frame),
+             "reference_clusters": grid_rules.clusters_at(ref, frame)}
+    return Row(stage, name, kind, mismatches=bad, size=grid.frames, passed=False, over=bad, where=where,
+               tied=check.tied, tie_seconds=seconds,
+               note=f"{bad} frame(s) differ beyond tie order (first at {grid.time(frame):.3f} s: clusters "
+                    f"{where['candidate_clusters']} vs the reference's {where['reference_clusters']}); "
+                    f"{check.tied} other frame(s) are tie order")
+
+
 # ----------------------------------------------------------------------------- stages
 def _names(reader: DumpReader, stage: str, outputs_only: bool = False) -> list[str]:
     names = reader.names(stage)
@@ -365,11 +521,13 @@ def compare_stage(reference: DumpReader, candidate: DumpReader, stage: str, chai
                 rows.append(Row(stage, name, "not implemented", note="not implemented (declared in the candidate's manifest)"))
             elif is_input(name):
                 rows.append(Row(stage, name, "echoed", note="not dumped by the candidate: the reference's own input used"))
+            elif for_judge(stage, name, reference.pipeline):
+                rows.append(Row(stage, name, "for judge", note="the reference's, for the judge: not asked of a candidate"))
             else:
                 rows.append(Row(stage, name, "missing", passed=False, note="missing in candidate"))
             continue
         rows.append(compare_values(stage, name, reference.load(stage, name), candidate.load(stage, name), chain,
-                                   noise=noise.get(name), reader=reference))
+                                   noise=noise.get(name), reader=reference, candidate_reader=candidate))
     for name in candidate.names(stage):
         if name not in reference.names(stage):
             rows.append(Row(stage, name, "extra", passed=False, note="only in candidate (the reference has no such name)"))
@@ -470,7 +628,8 @@ class Verdict:
     noise: str = ""  # where the noise came from, or why there is none
     pipeline: str = "3.1"
     coverage: dict = field(default_factory=dict)  # the branches of pyannote's code the recording exercised
-    warnings: list[str] = field(default_factory=list)  # about the candidate's manifest
+    warnings: list[str] = field(default_factory=list)  # about the candidate's manifest, the two platforms
+    platforms: dict = field(default_factory=dict)  # where each side ran, as its manifest says
 
     @property
     def chain(self) -> list[Row]:
@@ -494,7 +653,11 @@ class Verdict:
     def first_failure(self) -> str | None:
         """The first stage whose isolated check fails (the culprit: no drift from
         earlier stages), else the first stage that fails on what the candidate dumped;
-        a stage the candidate never dumped is named only when nothing else fails."""
+        a stage the candidate never dumped is named only when nothing else fails, but for a
+        hole (a stage missing between stages it dumped), which is named first."""
+        for stage in self.stages.values():
+            if stage.status == "missing":
+                return stage.stage
         for stage in self.stages.values():
             if any(not r.passed for r in stage.isolated):
                 return stage.stage
@@ -508,8 +671,19 @@ class Verdict:
 
     @property
     def not_implemented(self) -> list[str]:
-        """Stages the candidate never dumped (declared or not)."""
-        return [s.stage for s in self.stages.values() if s.status == "not implemented"]
+        """Stages the candidate never dumped (declared or not), holes included."""
+        return [s.stage for s in self.stages.values() if s.status in ("not implemented", "missing")]
+
+    @property
+    def holes(self) -> list[str]:
+        return [s.stage for s in self.stages.values() if s.status == "missing"]
+
+    @property
+    def ties(self) -> dict[str, dict]:
+        """Per stage/name judged by the tie-order rule and differing only in tie order:
+        {"<stage>/<name>": {"frames": n, "seconds": t}}."""
+        return {f"{r.stage}/{r.name}": {"frames": r.tied, "seconds": r.tie_seconds}
+                for s in self.stages.values() for r in s.chain + s.isolated if r.tied and r.passed}
 
     @property
     def declared(self) -> list[str]:
@@ -521,6 +695,7 @@ class Verdict:
                 "first_failure": self.first_failure,
                 "not_implemented": self.not_implemented, "declared_not_implemented": self.declared,
                 "noise_source": self.noise, "coverage": self.coverage, "warnings": self.warnings,
+                "holes": self.holes, "tie_order": self.ties, "platforms": self.platforms,
                 "stages": [s.as_dict() for s in self.stages.values()]}
 
 
@@ -566,6 +741,41 @@ def check_candidate(reference: DumpReader, candidate: DumpReader) -> None:
         f"(audio_sha256 {str(have)[:12]} != {str(want)[:12]}): dump it from the same file "
         f"({reference.manifest.get('audio') or reference.manifest.get('uri') or reference.path.name})"
     )
+
+
+# the platform keys that, when they differ between the two sides, can change pyannote's
+# result (numpy's tie order, BLAS rounding): the verdict warns on these
+PLATFORM_KEYS = ("machine", "cpu", "simd", "numpy", "blas")
+
+
+def platform_differences(a, b) -> list[str]:
+    """The `PLATFORM_KEYS` on which two recorded platforms differ ("key: a vs b"); none
+    when either side recorded none (a writer in another language may leave it out)."""
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return []
+    return [f"{key} {a.get(key)} vs {b.get(key)}" for key in PLATFORM_KEYS
+            if key in a and key in b and a.get(key) != b.get(key)]
+
+
+def platform_summary(info) -> str:
+    """One line: "x86_64, AMD EPYC, SIMD X86_V3 X86_V4, numpy 2.4.6, openblas 0.3.31 Haswell"."""
+    if not isinstance(info, dict) or not info:
+        return "not recorded"
+    parts = [str(info.get(k)) for k in ("machine", "cpu") if info.get(k)]
+    if info.get("simd"):
+        parts.append(f"SIMD {info['simd']}")
+    parts += [f"{k} {info[k]}" for k in ("numpy", "onnxruntime", "torch", "pyannote.audio") if info.get(k)]
+    if info.get("blas"):
+        parts.append(f"BLAS {info['blas']}")
+    return ", ".join(parts)
+
+
+def platform_warnings(platforms: dict) -> list[str]:
+    differ = platform_differences(platforms.get("reference"), platforms.get("candidate"))
+    if not differ:
+        return []
+    return [f"the two sides ran on different platforms ({'; '.join(differ)}): pyannote's tie order and float "
+            "rounding can differ between them; ties are judged as tie order (docs/machines.md)"]
 
 
 def manifest_warnings(manifest: dict) -> list[str]:
@@ -620,14 +830,33 @@ def _same_bits(a, b) -> bool:
 def fed_by_reference(reference: DumpReader, candidate: DumpReader, description: Description,
                      stage: str) -> str | None:
     """Why the candidate's `stage` ran on the reference's inputs (None when it may not
-    have): its manifest says ``"inputs": "reference"``, or every input of the stage the
-    candidate dumped (at least one) equals the reference's bit for bit."""
+    have): its manifest says ``"inputs": "reference"``, or every input the stage reads
+    was dumped by the candidate and equals the reference's bit for bit. Only the stage's
+    own echoed inputs (``in_*``, parameters) may be left out; one input that the
+    candidate did not dump (a stage it skipped) is enough to judge along the chain."""
     if candidate.manifest.get("inputs") == "reference":
         return 'the manifest says "inputs": "reference"'
-    dumped = [(s, n) for s, n in _inputs_of(reference, description, stage) if candidate.has(s, n)]
-    if dumped and all(_same_bits(reference.load(s, n), candidate.load(s, n)) for s, n in dumped):
-        return f"its {len(dumped)} dumped input(s) equal the reference's bit for bit"
+    inputs = _inputs_of(reference, description, stage)
+    absent = [(s, n) for s, n in inputs if not candidate.has(s, n) and not (s == stage and is_input(n))]
+    dumped = [(s, n) for s, n in inputs if candidate.has(s, n)]
+    if absent or not dumped:
+        return None
+    if all(_same_bits(reference.load(s, n), candidate.load(s, n)) for s, n in dumped):
+        return f"its {len(dumped)} input(s) equal the reference's bit for bit"
     return None
+
+
+def holes(verdicts: dict[str, "StageVerdict"]) -> list[str]:
+    """Stages the candidate did not dump, undeclared, that the reference reached, lying
+    between stages the candidate did dump: a hole, not a port that starts later or stops
+    earlier (those are "not implemented")."""
+    order = [s for s, v in verdicts.items() if v.status != "excluded"]
+    dumped = [i for i, s in enumerate(order) if verdicts[s].status not in ("not implemented", "not reached")]
+    if not dumped:
+        return []
+    first, last = dumped[0], dumped[-1]
+    return [s for s in order[first + 1:last]
+            if verdicts[s].status == "not implemented" and not verdicts[s].declared]
 
 
 def judge(reference_dir: str | Path, candidate_dir: str | Path, runner=None,
@@ -695,8 +924,13 @@ def judge(reference_dir: str | Path, candidate_dir: str | Path, runner=None,
         elif any(r.kind == "not implemented" for r in verdict.chain + verdict.isolated):
             verdict.status = "partial"
         verdicts[stage] = verdict
-    return Verdict(reference.path.name, verdicts, noise_source, description.name, coverage(reference),
-                   manifest_warnings(candidate.manifest))
+    for stage in holes(verdicts):
+        verdicts[stage] = StageVerdict(stage, "missing", "a hole: the candidate dumped stages before and after it, "
+                                       "not this one (declare it in its manifest's not_implemented if that is meant)")
+    platforms = {"reference": reference.manifest.get("platform"), "candidate": candidate.manifest.get("platform")}
+    warnings = manifest_warnings(candidate.manifest) + platform_warnings(platforms)
+    return Verdict(reference.path.name, verdicts, noise_source, description.name, coverage(reference), warnings,
+                   platforms)
 
 
 def isolated_rows(reference: DumpReader, stage: str, runner, noise: dict | None = None) -> list[Row]:

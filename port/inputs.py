@@ -156,3 +156,13 @@ def given_sha256(folder: str | Path) -> str:
         if path.is_file():
             digest.update(name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def load_capture_array(folder: str | Path, file: str, key: str):
+    """An optional array of a capture of pyannote's outputs (``clustering.npz``'s
+    ``hard_clusters``, ``reconstruction.npz``'s ``discrete_diarization``): None when the
+    file is absent; GivenError (one line) when it is there but damaged."""
+    path = Path(folder) / file
+    if not path.exists():
+        return None
+    return _array(path, key)

@@ -430,13 +430,15 @@ class Pipeline:
         count = np.minimum(count, max_speakers).astype(np.int8)
         inactive_speakers = np.sum(binarized, axis=1) == 0
         hard_clusters[inactive_speakers] = -2
-        discrete, frames = reconstruct.reconstruct(binarized, self.chunks, hard_clusters, count, count_frames)
+        discrete, frames, ranked = reconstruct.reconstruct(binarized, self.chunks, hard_clusters, count, count_frames)
         exclusive_count = np.minimum(count, 1).astype(np.int8)
-        exclusive, _ = reconstruct.reconstruct(binarized, self.chunks, hard_clusters, exclusive_count, count_frames)
+        exclusive, _, exclusive_ranked = reconstruct.reconstruct(binarized, self.chunks, hard_clusters, exclusive_count,
+                                                                 count_frames)
         if hook:
-            for k, (c, d) in enumerate(((count, discrete), (exclusive_count, exclusive))):
+            for k, (c, d, a) in enumerate(((count, discrete, ranked), (exclusive_count, exclusive, exclusive_ranked))):
                 hook(stage, f"call{k}_in_hard_clusters", hard_clusters)
                 hook(stage, f"call{k}_in_count", c)
+                hook(stage, f"call{k}_out_activations", a)
                 hook(stage, f"call{k}_out_discrete", d)
             hook(stage, "out_frames", encode_window(frames))
         return discrete, exclusive, frames

@@ -20,9 +20,10 @@ def reconstruct(
     hard_clusters: np.ndarray,
     count: np.ndarray,
     count_frames: SlidingWindow,
-) -> tuple[np.ndarray, SlidingWindow]:
+) -> tuple[np.ndarray, SlidingWindow, np.ndarray]:
     """`SpeakerDiarization.reconstruct`: per chunk, each cluster's activation is the max
-    of its local speakers' (-2 marks inactive speakers); then `to_diarization`."""
+    of its local speakers' (-2 marks inactive speakers); then `to_diarization`
+    (the discrete diarization, its frames, and the activations it ranked)."""
     num_chunks, num_frames, _ = segmentations.shape
     num_clusters = np.max(hard_clusters) + 1
     clustered = np.nan * np.zeros((num_chunks, num_frames, num_clusters))
@@ -36,10 +37,12 @@ def reconstruct(
 
 def to_diarization(
     segmentations: np.ndarray, chunks: SlidingWindow, count: np.ndarray, count_frames: SlidingWindow
-) -> tuple[np.ndarray, SlidingWindow]:
+) -> tuple[np.ndarray, SlidingWindow, np.ndarray]:
     """`SpeakerDiarizationMixin.to_diarization`: overlap-add the clustered activations,
     then keep, on each frame, the `count` most active clusters. Ties are broken by
-    numpy's default argsort of the negated activations, exactly as pyannote does."""
+    numpy's default argsort of the negated activations, exactly as pyannote does (its
+    order of equal values depends on the CPU: docs/machines.md). Returns the discrete
+    diarization, its frames and the activations that were ranked."""
     activations, frames = aggregate(
         segmentations, chunks, count_frames, hamming=False, missing=0.0, skip_average=True
     )
@@ -60,7 +63,7 @@ def to_diarization(
     keep = np.arange(binary.shape[1])[None, :] < count[:num_frames].astype(np.int64).reshape(-1, 1)
     rows = np.arange(num_frames)[:, None]
     binary[rows, sorted_speakers[:num_frames]] = keep
-    return binary, frames
+    return binary, frames, activations
 
 
 def _string_generator() -> Iterator[str]:

@@ -148,11 +148,13 @@ def reconstruct_stage(d: DumpReader, p: Pipeline) -> dict:
     stage = describe(d.pipeline).named("reconstruct")
     out = {}
     for k in _calls(d, stage, "_out_discrete"):
-        discrete, frames = reconstruct.reconstruct(
+        discrete, frames, activations = reconstruct.reconstruct(
             binarized, p.chunks, d.load(stage, f"call{k}_in_hard_clusters"),
             d.load(stage, f"call{k}_in_count"), count_frames,
         )
         out[f"call{k}_out_discrete"] = discrete
+        if d.has(stage, f"call{k}_out_activations"):  # dumps made before the name existed lack it
+            out[f"call{k}_out_activations"] = activations
         out["out_frames"] = encode_window(frames)
     return out
 

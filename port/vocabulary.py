@@ -28,6 +28,9 @@ class Name:
     axes: tuple[str, ...] = ()
     holds: str = ""  # shape and dtype, in words (dumps/README.md)
     optional: str = ""  # when set: the name exists only then (e.g. "KMeans ran")
+    # dumped by the reference for the judge (what a rule needs, e.g. the activations the
+    # reconstruction ranks); a candidate may leave it out, and is compared on it when it has it
+    for_judge: bool = False
 
     def matches(self, name: str) -> bool:
         regex = re.escape(self.pattern).replace(re.escape("<k>"), r"\d+")
@@ -154,6 +157,9 @@ def _reconstruct(number: str) -> Stage:
     return Stage(f"{number}-reconstruct", "SpeakerDiarization.reconstruct, to_diarization", (
         Name("call<k>_in_hard_clusters", ("chunk", "speaker"), "(C, S) (-2 = inactive)"),
         Name("call<k>_in_count", ("output_frame", "column"), "(N, 1) i8"),
+        Name("call<k>_out_activations", ("output_frame", "cluster"),
+             "(N, K) f32: the overlap-added clustered activations to_diarization ranks (its argsort decides ties)",
+             for_judge=True),
         Name("call<k>_out_discrete", ("output_frame", "cluster"), "(N, K) f32; call 0 the diarization, call 1 the exclusive one"),
         Name("out_frames", (), "[start, duration, step] f64"),
     ), inputs=("04-multilabel/out_multilabel", "05-count/out_frames", f"{number}-reconstruct/call<k>_in_hard_clusters",
@@ -263,6 +269,17 @@ def base_name(name: str) -> str:
     return re.sub(r"^(call|iter)\d+_", "", name)
 
 
+def for_judge(stage: str, name: str, pipeline_name: str | None = None) -> bool:
+    """Whether `stage`/`name` is dumped by the reference for the judge only (a candidate may omit it)."""
+    candidates = [pipeline(pipeline_name)] if pipeline_name else list(PIPELINES.values())
+    for description in candidates:
+        if description.has(stage):
+            found = description.stage(stage).find(name)
+            if found is not None:
+                return found.for_judge
+    return False
+
+
 def axes(stage: str, name: str, pipeline_name: str | None = None) -> tuple[str, ...] | None:
     """The axis names of a dumped array (None when the vocabulary does not say)."""
     candidates = [pipeline(pipeline_name)] if pipeline_name else list(PIPELINES.values())
@@ -280,7 +297,9 @@ def markdown(description: Description) -> str:
              "| stage | names | inputs (reference dumps it reads) | pyannote function |", "|---|---|---|---|"]
     for stage in description.stages:
         names = ", ".join(
-            f"`{n.pattern}` {n.holds}" + (f" (only when {n.optional})" if n.optional else "") for n in stage.names
+            f"`{n.pattern}` {n.holds}" + (f" (only when {n.optional})" if n.optional else "")
+            + (" (the reference's, for the judge; optional for a candidate)" if n.for_judge else "")
+            for n in stage.names
         )
         inputs = ", ".join(f"`{i}`" for i in stage.inputs) or "the audio file"
         lines.append(f"| {stage.name} | {names} | {inputs} | `{stage.function}` |")

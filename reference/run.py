@@ -360,13 +360,19 @@ def instrument(pipeline, dump: Hook, given: tuple | None = None):
         _instrument_agglomerative(pipeline, clustering, dump, patch)
 
     original_reconstruct = pipeline.reconstruct
+    import pyannote.audio.pipelines.utils.diarization as diarization_module
 
     def reconstruct(segmentations, hard_clusters, count):
         k = calls["reconstruct"]
         calls["reconstruct"] += 1
         dump(reconstruct_stage, f"call{k}_in_hard_clusters", np.array(hard_clusters))
         dump(reconstruct_stage, f"call{k}_in_count", _copy(count))
-        discrete = original_reconstruct(segmentations, hard_clusters, count)
+        ranked = []  # what to_diarization's own argsort ranks (the judge's tie-order rule needs it)
+        with _attribute(diarization_module, "np", _RecordingNumpy(ranked)):
+            discrete = original_reconstruct(segmentations, hard_clusters, count)
+        if len(ranked) != 1:
+            raise RuntimeError(f"to_diarization called argsort {len(ranked)} times (pyannote changed?)")
+        dump(reconstruct_stage, f"call{k}_out_activations", ranked[0])
         dump(reconstruct_stage, f"call{k}_out_discrete", _copy(discrete))
         dump(reconstruct_stage, "out_frames", encode_window(discrete.sliding_window))
         return discrete
@@ -516,6 +522,33 @@ def _instrument_vbx(pipeline, clustering, clustering_module, vbx_module, dump: H
 
 
 _MISSING = object()
+
+
+class _RecordingNumpy:
+    """numpy as a pyannote module sees it, but for `argsort`, which also records the
+    values it ranks, un-negated (to_diarization ranks ``-activations``)."""
+
+    def __init__(self, record: list):
+        self._record = record
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def argsort(self, a, *args, **kwargs):
+        keys = np.asarray(a)
+        self._record.append(np.negative(keys))
+        return np.argsort(keys, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def _attribute(owner, name: str, value):
+    """`owner.name = value` for the duration of the block."""
+    previous = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, previous)
 
 
 @dataclass

@@ -45,7 +45,7 @@ def test_reconstruct_matches_pyannote(seed):
     segmentations, hard = _inputs(rng, clusters=int(rng.integers(1, 5)))
     count, count_window = speaker_count(segmentations, CHUNKS, FRAMES)
     count = np.minimum(count, int(rng.integers(1, 4))).astype(np.int8)
-    ours, window = reconstruct.reconstruct(segmentations, CHUNKS, hard, count, count_window)
+    ours, window, _ = reconstruct.reconstruct(segmentations, CHUNKS, hard, count, count_window)
     theirs = _reference_reconstruct(segmentations, hard, count, count_window)
     np.testing.assert_array_equal(ours, theirs.data)
     w = theirs.sliding_window

@@ -89,17 +89,29 @@ def test_fewer_than_two_embeddings_is_a_reason(tmp_path):
     assert unreached_reason(reader, "09-filter") is None
 
 
-def test_missing_stage_is_not_implemented_and_stages_limit_the_verdict(tmp_path):
+def test_missing_stage_is_a_hole_or_not_implemented_and_stages_limit_the_verdict(tmp_path):
     early = _early(count=0)
     ref = _dump(tmp_path, "reference", early)
     cand = _dump(tmp_path, "cand", {k: v for k, v in early.items() if k != "03-segmentation"})
     verdict = judge(ref, cand)
-    assert verdict.stages["03-segmentation"].status == "not implemented"
+    # missing between stages the candidate dumped (02 and 04): a hole, a failure named first
+    assert verdict.stages["03-segmentation"].status == "missing" and "hole" in verdict.stages["03-segmentation"].reason
     assert verdict.stages["02-chunks"].status == "pass"
-    assert not verdict.passed and not verdict.stages["03-segmentation"].passed  # undeclared: a failure
-    # named first only when nothing the candidate dumped fails (not implemented stages are skipped first)
+    assert not verdict.passed and not verdict.stages["03-segmentation"].passed
+    assert verdict.first_failure == "03-segmentation" and verdict.holes == ["03-segmentation"]
+    assert verdict.stages["04-multilabel"].bounds == "chain"  # its input (03) was never dumped by the candidate
     assert judge(ref, cand, stages=parse_stages("01-05")).first_failure == "03-segmentation"
     assert judge(ref, cand, stages=parse_stages("01-02,04-05")).passed
+    # a port that stops earlier: the stages after its last are not implemented, no hole
+    late = _dump(tmp_path / "late", "cand", {k: v for k, v in early.items() if k in ("01-audio", "02-chunks")})
+    verdict = judge(ref, late)
+    assert verdict.holes == [] and verdict.stages["03-segmentation"].status == "not implemented"
+    assert not verdict.passed and verdict.first_failure == "03-segmentation"  # undeclared, named when nothing else fails
+    # declared: shown, not failed
+    declared = _dump(tmp_path / "declared", "cand", {k: v for k, v in early.items() if k != "03-segmentation"},
+                     not_implemented=["03-segmentation"])
+    assert judge(ref, declared).stages["03-segmentation"].status == "not implemented"
+    assert judge(ref, declared).passed
 
 
 def test_parse_stages():
