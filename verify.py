@@ -25,7 +25,10 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
-DUMPS = REPO / "dumps"
+# run from a checkout: its dumps/ and bundled sample; installed (pyannote-verify): dumps/ in the working
+# directory, and no default recording
+CHECKOUT = (REPO / "pyproject.toml").is_file()
+DUMPS = REPO / "dumps" if CHECKOUT else Path("dumps")
 SAMPLE = REPO / "tests" / "data" / "sample.wav"
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # ONNX Runtime's ~/.cache/Microsoft database (docs/cli.md)
@@ -75,7 +78,10 @@ def load_models(args):
 def export_models(args, segmentation, embedding) -> Path:
     from reference import export
 
-    paths = export.export(segmentation, embedding, out=Path(args.models_dir),
+    from port.__main__ import models_home
+
+    out = Path(args.models_dir) if args.models_dir else models_home()
+    paths = export.export(segmentation, embedding, out=out,
                           exact_lstm=not getattr(args, "onnx_lstm", False))
     return paths["segmentation"].parent
 
@@ -1113,7 +1119,8 @@ def _model_options(parser):
                         "reference/pretrained/), a Hugging Face id, a local checkpoint, or its float / int8 ONNX")
     parser.add_argument("--embedding", help="embedding: Hugging Face id or local checkpoint")
     parser.add_argument("--token", default=None, help="Hugging Face token (default: $HF_TOKEN)")
-    parser.add_argument("--models-dir", default=str(REPO / "models"), help="where ONNX exports are cached")
+    parser.add_argument("--models-dir", help="where ONNX exports are cached and the port finds them "
+                        "(default: $PYANNOTE_PORT_MODELS, else ~/.cache/pyannote-port/models)")
     parser.add_argument("--onnx-lstm", action="store_true",
                         help="export the segmentation LSTM as ONNX Runtime's LSTM op (exporter v2's graph: about half "
                              "the segmentation's CPU time, 2.6x torch's error at the LSTM on ami_stereo_5s) instead "
@@ -1137,8 +1144,8 @@ def parser() -> argparse.ArgumentParser:
     commands = main.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run pyannote.audio and the port, compare stage by stage")
-    run.add_argument("audio", nargs="*", help=f"audio files, folders (recursive) or list files, one path a line "
-                                               f"(default: {SAMPLE.relative_to(REPO)})")
+    run.add_argument("audio", nargs="*", help="audio files, folders (recursive) or list files, one path a line "
+                                              "(default: a checkout's tests/data/sample.wav)")
     _model_options(run)
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     run.add_argument("--fbank", choices=["auto", "numpy", "graph"], default="auto",
@@ -1146,7 +1153,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=["npy", "txt"], default="npy", help="dump format")
     run.add_argument("--json", help="write the table and timings as JSON")
     run.add_argument("--report", help="write an HTML page of pictures (one per recording: NAME-<recording>.html when several)")
-    run.add_argument("--dumps", default=str(DUMPS), help="dump root (default: dumps/)")
+    run.add_argument("--dumps", default=str(DUMPS), help="dump root (default: a checkout's dumps/, else ./dumps)")
     run.add_argument("-j", "--jobs", type=int, default=1, help="recordings verified in parallel (local processes)")
     run.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786): fan the recordings out to its workers")
     run.add_argument("--num-speakers", type=int)
@@ -1176,7 +1183,7 @@ def parser() -> argparse.ArgumentParser:
     inputs.set_defaults(func=command_inputs)
 
     clean = commands.add_parser("clean", help="remove dumps/ contents (its README stays)")
-    clean.add_argument("--dumps", default=str(DUMPS))
+    clean.add_argument("--dumps", default=str(DUMPS), help="dump root (default: a checkout's dumps/, else ./dumps)")
     clean.set_defaults(func=command_clean)
 
     export = commands.add_parser("export", help="export the ONNX models")
@@ -1196,10 +1203,35 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+# what each install lacks, when a command reaches for it (docs/install.md)
+_MISSING = {
+    "matplotlib": "pip install matplotlib (pyannote-verify[report])",
+    "scipy": "pip install scipy (pyannote-verify[rttm])",
+}
+_WHOLE = ("run and export need the whole project with pyannote.audio: "
+          "pip install -e '.[reference]' in a checkout (docs/install.md)")
+
+
+def _missing_module(error: ImportError) -> str:
+    """One line for a command this installation cannot run (the judge alone runs compare, inputs, clean):
+    a missing module, or a module of the port the judge's install does not carry."""
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        what = error.name
+    else:  # `from port import audio` where port/ holds only the dump vocabulary
+        import re
+
+        found = re.match(r"cannot import name '([\w.]+)' from '([\w.]+)'", str(error))
+        what = f"{found[2]}.{found[1]}" if found else str(error).splitlines()[0]
+    hint = _MISSING.get((error.name or "").split(".")[0], _WHOLE)
+    return f"this command needs {what}, which this installation lacks: {hint}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command's exit status (docs/cli.md): every error is one line on stderr, never a traceback
     (but under --debug, for what the judge did not foresee)."""
     from port import exits
+
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")  # pyannote 4 otherwise sends telemetry
 
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
@@ -1213,6 +1245,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: no partial dump was kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ImportError as error:  # ModuleNotFoundError too: a command this installation cannot run
+        if debug:
+            import traceback
+
+            traceback.print_exception(error, file=sys.stderr)
+        print(f"error: {_missing_module(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception as error:  # noqa: BLE001 - every error gets its one line and its status
         return exits.report(error, "verify.py", debug=debug, scripts=(str(Path(__file__).resolve()),))
     finally:
@@ -1220,5 +1259,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
     sys.exit(main())

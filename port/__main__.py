@@ -8,7 +8,10 @@ line) each get a unique key: the file's stem, or the shortest path suffix that
 tells two equal stems apart (a/x.wav -> DIR/a-x.rttm, b/x.wav -> DIR/b-x.rttm).
 
 The ONNX models come from `verify.py export` (or any folder holding
-segmentation.onnx, embedding-trunk.onnx and embedding-head.onnx).
+segmentation.onnx, embedding-trunk.onnx and embedding-head.onnx): without --models,
+the newest export in $PYANNOTE_PORT_MODELS when it is set, else in the user cache
+($XDG_CACHE_HOME/pyannote-port/models, by default ~/.cache/pyannote-port/models),
+where `verify.py export` writes, and in a checkout's models/.
 """
 
 from __future__ import annotations
@@ -24,19 +27,45 @@ from .dumps import DumpError, write_atomic
 from .runtime import ModelError
 from .vocabulary import DEFAULT_PIPELINE, PIPELINES
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
+# where exports live (docs/install.md): the variable names the folder `verify.py export` writes to
+# and the port reads from; unset, the user cache; a checkout's models/ (where exports went before
+# there was a cache) is read too
+MODELS_ENV = "PYANNOTE_PORT_MODELS"
+_PARENT = Path(__file__).resolve().parent.parent
+CHECKOUT_MODELS = _PARENT / "models" if (_PARENT / "pyproject.toml").is_file() else None
+
+
+def models_home() -> Path:
+    """Where `verify.py export` writes: $PYANNOTE_PORT_MODELS, else the user cache,
+    $XDG_CACHE_HOME/pyannote-port/models (~/.cache/pyannote-port/models)."""
+    if os.environ.get(MODELS_ENV):
+        return Path(os.environ[MODELS_ENV]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "pyannote-port" / "models"
+
+
+def model_roots() -> list[Path]:
+    """The folders searched for exports, in order: $PYANNOTE_PORT_MODELS alone when set, else the
+    user cache and a checkout's models/."""
+    if os.environ.get(MODELS_ENV) or CHECKOUT_MODELS is None:
+        return [models_home()]
+    return [models_home(), CHECKOUT_MODELS]
 
 
 def find_models(folder: str | None) -> Path:
-    """The export folder to use: the one given, or the only/newest one under models/."""
+    """The export folder to use: the one given, or the newest export in model_roots()."""
     if folder:
         path = Path(folder)
         if not (path / "segmentation.onnx").is_file():
             raise ModelError(f"no segmentation.onnx in {path} (run 'python verify.py export')")
         return path
-    candidates = sorted(MODELS.glob("*/segmentation.onnx"), key=lambda p: p.stat().st_mtime) if MODELS.is_dir() else []
+    roots = model_roots()
+    candidates = sorted((p for root in roots if root.is_dir() for p in root.glob("*/segmentation.onnx")),
+                        key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise ModelError(f"no exported models under {MODELS}: run 'python verify.py export' or pass --models")
+        where = " or ".join(str(root) for root in roots)
+        raise ModelError(f"no exported models in {where}: run 'python verify.py export', "
+                         f"pass --models or set {MODELS_ENV}")
     return candidates[-1].parent
 
 
@@ -45,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", nargs="+", help="audio files (wav, flac, mp3, m4a, ogg, opus, ...), folders, list files")
     parser.add_argument("--rttm", help="write the RTTM here (a folder when several files are given); default: print it")
-    parser.add_argument("--models", help="folder of exported ONNX models (default: newest under models/)")
+    parser.add_argument("--models", help=f"folder of exported ONNX models (default: the newest export in ${MODELS_ENV}, "
+                                           "else in ~/.cache/pyannote-port/models and a checkout's models/)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--fbank", choices=["auto", "numpy", "graph"], default="auto",
                         help="fbank on the host (numpy) or as fbank.onnx on the models' provider (auto: the graph on CUDA)")
