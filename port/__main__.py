@@ -17,6 +17,7 @@ where `verify.py export` writes, and in a checkout's models/.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path

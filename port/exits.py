@@ -60,7 +60,7 @@ def _raised_by_us(error: BaseException, scripts: tuple[str, ...]) -> bool:
     if not frames:
         return False
     filename = os.path.abspath(frames[-1].filename)
-    return "site-packages" not in filename and (filename.startswith(_OURS) or filename in scripts)
+    return filename.startswith(_OURS) or filename in scripts  # _OURS: where this package is, installed or not
 
 
 def exit_status(error: BaseException, scripts: tuple[str, ...] = (), extra: tuple = ()) -> int:
