@@ -7,8 +7,9 @@
     python verify.py clean                  remove everything under dumps/ but its README
     python verify.py export                 write the ONNX models the port runs
 
-Exit status: 0 when every compared stage is within tolerance, 1 when one is not,
-2 on bad input (missing or unreadable audio, models or dumps).
+Exit status (docs/cli.md): 0 every judged stage passes; 1 a stage drifted; 2 bad input
+(one line naming the file or option); 3 an unforeseen error (one line; --debug shows the
+traceback); 4 nothing judged (every stage excluded or not implemented); 130/143 interrupted.
 """
 
 from __future__ import annotations
@@ -24,35 +25,39 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
-DUMPS = REPO / "dumps"
+# run from a checkout: its dumps/ and bundled sample; installed (pyannote-verify): dumps/ in the working
+# directory, and no default recording
+CHECKOUT = (REPO / "pyproject.toml").is_file()
+DUMPS = REPO / "dumps" if CHECKOUT else Path("dumps")
 SAMPLE = REPO / "tests" / "data" / "sample.wav"
 
-EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # ONNX Runtime's ~/.cache/Microsoft database (docs/cli.md)
+
+from port.exits import (  # noqa: E402 - the contract of every command (docs/cli.md, "Exit status")
+    EXIT_DRIFT, EXIT_INTERRUPTED, EXIT_NOTHING_JUDGED, EXIT_OK, EXIT_TERMINATED, ArgumentParser,
+    UsageError,
+)
 
 
 def _console():
     from rich.console import Console
 
-    console = Console(stderr=False, highlight=False)
+    # emoji off: a name such as "x:red_circle:" is shown as written; markup only in our own
+    # templates, every string of a dump escaped with _shown
+    console = Console(stderr=False, highlight=False, emoji=False)
     if not console.is_terminal:  # logs and CI: wide enough for the stage table
-        console = Console(stderr=False, highlight=False, width=132)
+        console = Console(stderr=False, highlight=False, emoji=False, width=132)
     return console
 
 
-def _errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input: reported in one line, exit status 2."""
-    from port.audio import AudioError
-    from port.dumps import DumpError
-    from port.runtime import ModelError as OnnxModelError
+def _shown(text) -> str:
+    """A string taken from a dump (a name, a manifest value, a path), safe to hand rich: its
+    control characters escaped (port.dumps.printable) and its markup ([/red], [link=...]) escaped."""
+    from rich.markup import escape
 
-    errors: list[type[BaseException]] = [AudioError, DumpError, OnnxModelError]
-    # the reference's errors only where its modules were loaded (only then can they have been
-    # raised): importing them would import torch, seconds before a one-line error, and a
-    # port-only install has none
-    for module, name in (("reference.export", "ExportError"), ("reference.models", "ModelError")):
-        if module in sys.modules:
-            errors.append(getattr(sys.modules[module], name))
-    return tuple(errors)
+    from port.dumps import printable
+
+    return escape(printable(text, 2000))
 
 
 # ----------------------------------------------------------------------------- models
@@ -73,7 +78,10 @@ def load_models(args):
 def export_models(args, segmentation, embedding) -> Path:
     from reference import export
 
-    paths = export.export(segmentation, embedding, out=Path(args.models_dir),
+    from port.__main__ import models_home
+
+    out = Path(args.models_dir) if args.models_dir else models_home()
+    paths = export.export(segmentation, embedding, out=out,
                           exact_lstm=not getattr(args, "onnx_lstm", False))
     if getattr(args, "precision", "exact") == "fast":
         export.ensure_fast(paths["segmentation"].parent, segmentation)  # derived once, kept beside the export
@@ -149,6 +157,13 @@ def _where_text(where: dict | None) -> str:
     return " (" + ", ".join(parts) + ")"
 
 
+SHOWN_NAMES = 8  # failing names listed in a stage's row; the others counted
+
+
+def _few(names: list, most: int = SHOWN_NAMES) -> str:
+    return ", ".join(map(str, names[:most])) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def _stage_table(console, verdict, sides=("port", "pyannote.audio")) -> tuple[bool, str | None]:
     """Print a Verdict (harness.compare.judge) as the stage table; (passed, first failing stage)."""
     from rich.table import Table
@@ -158,17 +173,18 @@ def _stage_table(console, verdict, sides=("port", "pyannote.audio")) -> tuple[bo
     platforms = verdict.platforms or {}
     ref_platform, cand_platform = platform_summary(platforms.get("reference")), platform_summary(platforms.get("candidate"))
     if ref_platform == cand_platform:
-        console.print(f"[dim]platform (both sides): {ref_platform}[/dim]")
+        console.print(f"[dim]platform (both sides): {_shown(ref_platform)}[/dim]")
     else:
-        console.print(f"[dim]platform: {sides[1]}: {ref_platform}; {sides[0]}: {cand_platform}[/dim]")
-    table = Table(title=f"{verdict.recording} ({verdict.pipeline}): {sides[0]} vs {sides[1]}, stage by stage",
-                  title_justify="left")
+        console.print(f"[dim]platform: {_shown(sides[1])}: {_shown(ref_platform)}; {_shown(sides[0])}: "
+                      f"{_shown(cand_platform)}[/dim]")
+    table = Table(title=f"{_shown(verdict.recording)} ({_shown(verdict.pipeline)}): {_shown(sides[0])} vs "
+                        f"{_shown(sides[1])}, stage by stage", title_justify="left")
     for column in ("stage", "bounds", "isolated drift", "chain drift", "noise", "ratio", "over", "bound", "result"):
         table.add_column(column, justify="left" if column in ("stage", "bounds", "result") else "right")
     for stage, entry in verdict.stages.items():
         if entry.status in ("not reached", "excluded", "not implemented") or not (entry.chain or entry.isolated):
             style = "red" if not entry.passed else "dim"
-            table.add_row(stage, "-", "-", "-", "-", "-", "-", "-", f"[{style}]{entry.status}[/{style}]: {entry.reason}")
+            table.add_row(stage, "-", "-", "-", "-", "-", "-", "-", f"[{style}]{entry.status}[/{style}]: {_shown(entry.reason)}")
             continue
         floats = lambda rows: [r for r in rows if r.kind == "float"]  # noqa: E731
         worst = lambda rows: max(floats(rows), key=lambda r: (r.max_abs != r.max_abs, r.max_abs), default=None)  # noqa: E731
@@ -182,17 +198,19 @@ def _stage_table(console, verdict, sides=("port", "pyannote.audio")) -> tuple[bo
         omitted = [r.name for r in entry.chain + entry.isolated if r.kind == "not implemented"]
         echoed = [r.name for r in entry.chain + entry.isolated if r.kind == "echoed"]
         parts = []
-        if failing:  # every failing name, not only the first
+        if failing:  # every failing name, not only the first (the first 8 and a count: a row stays readable)
             parts.append("[red]FAIL[/red] " + "; ".join(
-                f"{'isolated' if r in entry.isolated else 'chain'} {r.name}: {r.note}{_where_text(r.where)}" for r in failing))
+                f"{'isolated' if r in entry.isolated else 'chain'} {_shown(r.name)}: {_shown(r.note)}"
+                f"{_shown(_where_text(r.where))}" for r in failing[:SHOWN_NAMES])
+                + (f"; and {len(failing) - SHOWN_NAMES} more" if len(failing) > SHOWN_NAMES else ""))
         else:
             parts.append("[green]partial[/green]" if entry.status == "partial" else "[green]pass[/green]")
             if notes:
-                parts.append(f"({notes[0].note})")
+                parts.append(f"({_shown(notes[0].note)})")
         if omitted:
-            parts.append(f"[yellow]not implemented ({', '.join(omitted)})[/yellow]")
+            parts.append(f"[yellow]not implemented ({_shown(_few(omitted))})[/yellow]")
         if echoed:
-            parts.append(f"[dim]reference's own {', '.join(echoed)}[/dim]")
+            parts.append(f"[dim]reference's own {_shown(_few(echoed))}[/dim]")
         drift = lambda row, rows: _fmt(row.max_abs) if row else ("shape" if shaped(rows) else ("exact" if rows else "-"))  # noqa: E731
         table.add_row(
             stage,
@@ -210,14 +228,14 @@ def _stage_table(console, verdict, sides=("port", "pyannote.audio")) -> tuple[bo
         console.print("[green]tie order[/green] (clusters with equal activations chosen another valid way): " + "; ".join(
             f"{name} {t['frames']} frames ({t['seconds']:.2f} s)" for name, t in verdict.ties.items()))
     if verdict.noise:
-        console.print(f"[dim]noise: {verdict.noise}; a float stage passes when drift <= k x noise + floor "
+        console.print(f"[dim]noise: {_shown(verdict.noise)}; a float stage passes when drift <= k x noise + floor "
                       "at the max and the percentile, and under the ceiling[/dim]")
     if verdict.coverage:
         console.print("coverage (branches of pyannote's code this recording exercised): " + "; ".join(
-            f"{v['what']}: {'[green]yes[/green]' if v['exercised'] else '[dim]no[/dim]'} ({v['detail']})"
+            f"{_shown(v['what'])}: {'[green]yes[/green]' if v['exercised'] else '[dim]no[/dim]'} ({_shown(v['detail'])})"
             for v in verdict.coverage.values()))
     if verdict.declared:
-        console.print(f"[yellow]declared not implemented: {', '.join(verdict.declared)}[/yellow]")
+        console.print(f"[yellow]declared not implemented: {_shown(_few(verdict.declared, 32))}[/yellow]")
     first = verdict.first_failure
     if first:
         console.print(f"[red]first stage over tolerance: {first}[/red]")
@@ -228,12 +246,12 @@ def _print_turns(console, name: str, turns: list) -> None:
     from rich.table import Table
 
     speakers = sorted({label for _, _, label in turns})
-    console.print(f"port diarization of {name}: {len(speakers)} speaker(s), {len(turns)} turns")
+    console.print(f"port diarization of {_shown(name)}: {len(speakers)} speaker(s), {len(turns)} turns")
     table = Table()
     for column in ("start", "end", "speaker"):
         table.add_column(column, justify="right" if column != "speaker" else "left")
     for start, end, label in turns:
-        table.add_row(f"{start:.3f}", f"{end:.3f}", label)
+        table.add_row(f"{start:.3f}", f"{end:.3f}", _shown(label))
     console.print(table)
 
 
@@ -679,10 +697,11 @@ def verify_given(setup: Setup, args, name: str, folder: Path, progress=None) -> 
 
 
 def capture_verdict(folder: Path, ref_dir: Path, port_dir: Path) -> dict | None:
-    """A capture of pyannote's own outputs (made on any machine) against this run, by the
-    verdict's rules: its hard clusters (clustering.npz) identical to the port's, its
-    discrete diarization (reconstruction.npz) and its reference.rttm equal to pyannote's
-    here up to tie order (harness.frames), the labels being pyannote's own."""
+    """A capture of pyannote's own outputs (made on any machine; a folder with its
+    reference.rttm) against this run, by the verdict's rules: its hard clusters
+    (clustering.npz) identical to the port's, its discrete diarization (reconstruction.npz)
+    and its reference.rttm equal to pyannote's here up to tie order (harness.frames), the
+    labels being pyannote's own. None for given inputs without pyannote's outputs."""
     import numpy as np
 
     from harness import frames
@@ -691,6 +710,8 @@ def capture_verdict(folder: Path, ref_dir: Path, port_dir: Path) -> dict | None:
     from port.dumps import DumpReader
     from port.vocabulary import pipeline as describe_pipeline
 
+    if not (folder / "reference.rttm").is_file():
+        return None  # given inputs, not a capture of pyannote's outputs: nothing to hold them to
     reference, port = DumpReader(ref_dir), DumpReader(port_dir)
     description = describe_pipeline(reference.pipeline)
     assign, reconstruct = description.named("assign"), description.named("reconstruct")
@@ -749,25 +770,25 @@ def _print_recording(console, entry: dict) -> None:
     console.print(
         f"reference: {speakers['reference']} speakers"
         + (f", speaker count takes {entry['count_values']}" if entry["count_values"] is not None else "")
-        + (f", DER {100 * der['reference']:.1f} % against {truth}" if der["reference"] is not None else "")
-        + f"; decoded by {entry['decoders']['reference']}"
+        + (f", DER {100 * der['reference']:.1f} % against {_shown(truth)}" if der["reference"] is not None else "")
+        + f"; decoded by {_shown(entry['decoders']['reference'])}"
     )
     console.print(
         f"port: {speakers['port']} speakers"
         + (f", DER {100 * der['port']:.1f} %" if der["port"] is not None else "")
         + f"; {seconds['port']:.1f}s vs pyannote {seconds['reference']:.1f}s"
-        + f" ({seconds['reference'] / max(seconds['port'], 1e-9):.1f}x); decoded by {entry['decoders']['port']}"
+        + f" ({seconds['reference'] / max(seconds['port'], 1e-9):.1f}x); decoded by {_shown(entry['decoders']['port'])}"
     )
     console.print("[green]RTTM identical[/green]" if entry["rttm"]["identical"] else "[red]RTTM differs[/red]")
     if entry.get("cost"):
         _print_cost(console, entry)
     capture = entry.get("capture")
     if capture:
-        console.print(f"against the capture {escape(entry['audio'])} (pyannote's own outputs, made on another machine "
+        console.print(f"against the capture {_shown(entry['audio'])} (pyannote's own outputs, made on another machine "
                       "or this one):")
         for item in capture["checks"]:
             colour = "green" if item["passed"] else "red"
-            console.print(f"  [{colour}]{item['what']}: {escape(item['detail'])}[/{colour}]")
+            console.print(f"  [{colour}]{item['what']}: {_shown(item['detail'])}[/{colour}]")
 
 
 def _summary(console, entries: list[dict]) -> dict:
@@ -799,10 +820,10 @@ def _summary(console, entries: list[dict]) -> dict:
     for stage in sorted(set(worst) | set(failed)):  # NN-stage folders sort in pipeline order
         w = worst.get(stage, {})
         i, c, r = w.get("isolated"), w.get("chain"), w.get("ratio")
-        table.add_row(stage, _fmt(i["max_abs"]) if i else "-", i["recording"] if i else "",
-                      _fmt(c["max_abs"]) if c else "-", c["recording"] if c else "",
-                      f"{r['ratio']:.2f}x" if r else "-", r["recording"] if r else "",
-                      ", ".join(failed.get(stage, [])) or "")
+        table.add_row(stage, _fmt(i["max_abs"]) if i else "-", _shown(i["recording"]) if i else "",
+                      _fmt(c["max_abs"]) if c else "-", _shown(c["recording"]) if c else "",
+                      f"{r['ratio']:.2f}x" if r else "-", _shown(r["recording"]) if r else "",
+                      _shown(", ".join(failed.get(stage, []))) or "")
     console.print(table)
     identical = sum(e["rttm"]["identical"] for e in entries)
     passed = sum(e["passed"] for e in entries)
@@ -847,10 +868,10 @@ def _run_all(console, args, recordings: list[tuple[str, Path]], setup: Setup | N
         for index, (name, path) in enumerate(recordings):
             with _progress(console) as progress:
                 overall = progress.add_task(f"recordings", total=len(recordings), completed=index)
-                task = progress.add_task(name, total=None)
+                task = progress.add_task(_shown(name), total=None)
 
                 def report(description, total=None, completed=0):
-                    progress.update(task, description=description, total=total, completed=completed)
+                    progress.update(task, description=_shown(description), total=total, completed=completed)
 
                 entry = verify(setup, args, name, path, progress=report)
                 progress.update(overall, completed=index + 1)
@@ -902,9 +923,9 @@ def command_run(args) -> int:
     console = _console()
     if args.embeddings:
         if args.audio:
-            raise ValueError("--embeddings starts from given segmentations and embeddings: give no audio")
+            raise UsageError("--embeddings starts from given segmentations and embeddings: give no audio")
         if args.jobs != 1 or args.scheduler:
-            raise ValueError("--embeddings runs in this process: no -j or --scheduler")
+            raise UsageError("--embeddings runs in this process: no -j or --scheduler")
         inputs.load_given(args.embeddings)  # fail fast, one line, before any model loads
         paths = [Path(args.embeddings)]
     else:
@@ -922,10 +943,18 @@ def command_run(args) -> int:
         load_plda(args.plda)  # a missing or damaged PLDA: one line, before any model loads
     recordings = list(zip(inputs.keys(paths), paths)) if not args.embeddings else [(Path(args.embeddings).resolve().name, paths[0])]
     if args.format not in ("npy", "txt"):
-        raise ValueError(f"--format must be npy or txt, not {args.format}")
+        raise UsageError(f"--format must be npy or txt, not {args.format}")
     if args.jobs < 1:
-        raise ValueError(f"-j must be at least 1, not {args.jobs}")
+        raise UsageError(f"-j must be at least 1, not {args.jobs}")
+    from port.pipeline import set_num_speakers
+
+    try:  # pyannote's own check, here before any model loads (in pyannote's code it would be a surprise: exit 3)
+        set_num_speakers(args.num_speakers, args.min_speakers, args.max_speakers)
+    except ValueError as error:
+        raise UsageError(f"--num-speakers/--min-speakers/--max-speakers: {error}") from None
     root = Path(args.dumps)
+    # the outputs checked before any model loads: writable files, no two on one path
+    _outputs(args, [name for name, _ in recordings], also=(root / "report.json",))
     _sweep_partial_dumps(root)
 
     began = time.perf_counter()
@@ -950,7 +979,7 @@ def command_run(args) -> int:
 
         for e in entries:
             page = pictures.write(args.report, root / "reference" / e["name"], root / "port" / e["name"], e.get("_verdict"), len(entries) > 1)
-            console.print(f"report: {page}")
+            console.print(f"report: {_shown(page)}")
 
     report = {
         "recordings": [{k: v for k, v in e.items() if not k.startswith("_")} for e in entries], "passed": all(e["passed"] for e in entries), "models": setup.models,
@@ -961,17 +990,21 @@ def command_run(args) -> int:
     if any(e.get("cost") for e in entries):
         report["cost"] = cost_summary(console, entries)
     root.mkdir(parents=True, exist_ok=True)
-    _write_json(root / "report.json", report)
+    outcomes = ["drift" if not e["passed"] else (_judgement(e["_verdict"])[0] if e.get("_verdict") else "pass")
+                for e in entries]
+    report["outcome"] = {EXIT_OK: "pass", EXIT_DRIFT: "drift", EXIT_NOTHING_JUDGED: "nothing judged"}[_exit_for(outcomes)]
+    report["passed"] = report["outcome"] == "pass"
+    _write_json(root / "report.json", report, "report.json")
     if args.json:
         _write_json(Path(args.json), report)
-    return EXIT_OK if report["passed"] else EXIT_DRIFT
+    return _exit_for(outcomes)
 
 
-def _write_json(path: Path, value: dict) -> None:
-    """Atomically: a report is whole or absent."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
+def _write_json(path: Path, value: dict, what: str = "--json") -> None:
+    """Atomically: a report is whole or absent, and nothing partial is left (port.dumps.write_atomic)."""
+    from port.dumps import write_atomic
+
+    write_atomic(path, json.dumps(value, indent=2, default=float) + "\n", what)
 
 
 def _sweep_partial_dumps(root: Path) -> None:
@@ -1006,7 +1039,7 @@ def _pairs(a: Path, b: Path) -> list[tuple[str, Path, Path]]:
     for path in (a, b):
         if not path.is_dir():
             raise DumpError(f"{path}: no such dump folder")
-    if (a / MANIFEST).is_file() or (b / MANIFEST).is_file():
+    if os.path.lexists(a / MANIFEST) or os.path.lexists(b / MANIFEST):  # the reader says what is wrong with one
         return [(a.name, a, b)]
     if (a / "reference").is_dir() and (b / "port").is_dir() and a == b:
         a, b = a / "reference", b / "port"
@@ -1016,19 +1049,75 @@ def _pairs(a: Path, b: Path) -> list[tuple[str, Path, Path]]:
     return [(name, a / name, b / name) for name in names]
 
 
+def _judgement(verdict) -> tuple[str, list[str]]:
+    """("pass" | "drift" | "nothing judged", the stages something was compared in): a verdict
+    where every stage is excluded, not implemented or declared so judged nothing, and is not a pass."""
+    judged = [stage for stage, entry in verdict.stages.items()
+              if any(row.kind not in ("not implemented", "echoed") for row in entry.chain + entry.isolated)]
+    if not verdict.passed:
+        return "drift", judged
+    return ("pass" if judged else "nothing judged"), judged
+
+
+def _exit_for(outcomes: list[str]) -> int:
+    """Drift anywhere: 1; else nothing judged anywhere: 4; else 0."""
+    if "drift" in outcomes:
+        return EXIT_DRIFT
+    return EXIT_NOTHING_JUDGED if "nothing judged" in outcomes or not outcomes else EXIT_OK
+
+
+def _outputs(args, names: list[str], inside: tuple[Path, ...] = (), also: tuple[Path, ...] = ()) -> dict:
+    """The outputs the command will write ({"json": path, "report": {recording: path}}), checked
+    before any work: each a file that can be written (port.dumps.check_output), no two on one
+    path, none inside the dump folders being read."""
+    from harness.report import page_path
+    from port.dumps import check_output
+
+    planned: list[tuple[str, Path, Path]] = []  # (what, as given, where it lands)
+    if getattr(args, "json", None):
+        planned.append(("--json", Path(args.json), check_output(args.json, "--json")))
+    pages = {}
+    if getattr(args, "report", None):
+        for name in names:
+            page = page_path(args.report, name, len(names) > 1)
+            pages[name] = page
+            planned.append(("--report", page, check_output(page, "--report")))
+    seen: dict[Path, str] = {Path(os.path.realpath(p)): "the run's own report.json" for p in also}
+    for what, given, real in planned:
+        if real in seen:
+            raise UsageError(f"{what} {given}: the same file as {seen[real]} (give each output its own path)")
+        seen[real] = f"{what} {given}"
+        for folder in inside:
+            root = Path(os.path.realpath(folder))
+            if real == root or root in real.parents:
+                raise UsageError(f"{what} {given}: inside the dump folder {folder}, which is being read "
+                                 "(write outputs elsewhere)")
+    return {"json": args.json if getattr(args, "json", None) else None, "report": pages}
+
+
+def _stages_option(text: str | None, pipeline: str) -> list[str] | None:
+    from harness.compare import parse_stages
+
+    if text is not None and not text.strip():
+        raise UsageError("--stages is empty: name stages (e.g. 01-05,08), or leave the option out to judge every stage")
+    try:
+        return parse_stages(text, pipeline)
+    except (ValueError, KeyError) as error:
+        raise UsageError(str(error).strip("'\"")) from None
+
+
 def _print_rttm_verdict(console, verdict) -> None:
     """An RTTM candidate's verdict (harness.rttm): the status, the seconds, where it differs."""
-    from rich.markup import escape
     from rich.table import Table
 
     colour = "green" if verdict.passed else "red"
     what = {"identical": "identical on pyannote's frame grid",
             "tie order": f"identical up to tie order ({verdict.tie_frames} frames, {verdict.tie_frames * verdict.step:.2f} s)",
             "differs": "differs"}[verdict.status]
-    console.print(f"{escape(verdict.recording)} ({verdict.pipeline}): {escape(verdict.candidate)} against pyannote's "
-                  f"diarization in {escape(verdict.reference)}, on its frame grid ({verdict.frames} frames of "
+    console.print(f"{_shown(verdict.recording)} ({verdict.pipeline}): {_shown(verdict.candidate)} against pyannote's "
+                  f"diarization in {_shown(verdict.reference)}, on its frame grid ({verdict.frames} frames of "
                   f"{verdict.step * 1000:.1f} ms)")
-    mapping = ", ".join(f"{escape(c)} -> {escape(r) if r else 'none'}" for c, r in verdict.mapping.items())
+    mapping = ", ".join(f"{_shown(c)} -> {_shown(r) if r else 'none'}" for c, r in verdict.mapping.items())
     console.print(f"speakers: pyannote {verdict.speakers['reference']}, candidate {verdict.speakers['candidate']}"
                   + (f" (labels mapped: {mapping})" if mapping else ""))
     table = Table(title="on the frame grid; missed, false alarm and confusion beyond tie order", title_justify="left")
@@ -1040,104 +1129,145 @@ def _print_rttm_verdict(console, verdict) -> None:
                   f"{100 * rate:.2f} %" if rate is not None else "-")
     console.print(table)
     for turn in verdict.outside[:10]:
-        console.print(f"[red]line {turn['line']}: {escape(turn['label'])} {turn['start']:.3f}-{turn['end']:.3f} s "
-                      f"{escape(turn['why'])}[/red]")
+        console.print(f"[red]line {turn['line']}: {_shown(turn['label'])} {turn['start']:.3f}-{turn['end']:.3f} s "
+                      f"{_shown(turn['why'])}[/red]")
     if len(verdict.outside) > 10:
         console.print(f"[red]... and {len(verdict.outside) - 10} more turns outside[/red]")
     if verdict.first_difference:
         f = verdict.first_difference
         console.print(f"[red]first difference at {f['time']:.3f} s (frame {f['output_frame']}): pyannote "
-                      f"{escape(', '.join(f['reference']) or 'nobody')}, candidate "
-                      f"{escape(', '.join(f['candidate']) or 'nobody')}[/red]")
+                      f"{_shown(', '.join(f['reference']) or 'nobody')}, candidate "
+                      f"{_shown(', '.join(f['candidate']) or 'nobody')}[/red]")
         for span in verdict.spans[1:6]:
             console.print(f"[red]  then {span['start']:.3f}-{span['end']:.3f} s: pyannote "
-                          f"{escape(', '.join(span['reference']) or 'nobody')}, candidate "
-                          f"{escape(', '.join(span['candidate']) or 'nobody')}[/red]")
+                          f"{_shown(', '.join(span['reference']) or 'nobody')}, candidate "
+                          f"{_shown(', '.join(span['candidate']) or 'nobody')}[/red]")
     for note in verdict.notes:
-        console.print(f"[yellow]{escape(note)}[/yellow]")
+        console.print(f"[yellow]{_shown(note)}[/yellow]")
     console.print(f"[{colour}]RTTM {what}[/{colour}]")
 
 
 def command_compare_rttm(args) -> int:
     """`compare REFERENCE CANDIDATE.rttm`: a port that gives only speaker turns."""
+    from harness import report as pictures
     from harness.rttm import judge_rttm
+    from port.dumps import write_atomic
 
     if args.stages is not None:
-        raise ValueError("--stages judges a dump's stages: an RTTM candidate has none")
+        raise UsageError("--stages judges a dump's stages: an RTTM candidate has none")
+    name = Path(args.reference).name
+    outputs = _outputs(args, [name], inside=(Path(args.reference),))
     verdict = judge_rttm(args.reference, args.candidate)
-    _print_rttm_verdict(_console(), verdict)
-    if args.json:
-        _write_json(Path(args.json), {"recordings": [verdict.as_dict()], "passed": verdict.passed, "kind": "rttm"})
+    console = _console()
+    _print_rttm_verdict(console, verdict)
+    if args.report:
+        page = pictures.write_rttm(outputs["report"][name], verdict)
+        console.print(f"report: {_shown(page)}")
+    outcome = "pass" if verdict.passed else "drift"
+    if outputs["json"]:
+        write_atomic(outputs["json"], json.dumps({"recordings": [{**verdict.as_dict(), "outcome": outcome}],
+                                                  "passed": verdict.passed, "outcome": outcome, "kind": "rttm"},
+                                                 indent=2, default=float) + "\n", "--json")
     return EXIT_OK if verdict.passed else EXIT_DRIFT
 
 
 def command_compare(args) -> int:
+    import numpy as np
+
     from harness import report as pictures
-    from harness.compare import check_candidate, judge, parse_stages
-    from port.dumps import DumpReader
+    from harness.compare import check_candidate, judge
+    from port.dumps import DumpReader, check_pair, write_atomic
 
     if Path(args.candidate).is_file():  # a port that gives only turns
         return command_compare_rttm(args)
     console = _console()
-    report = {"recordings": [], "passed": True, "stages": None}
+    if args.stages is not None and not args.stages.strip():
+        _stages_option(args.stages, "3.1")  # an empty --stages: refused before any dump is read
+    report = {"recordings": [], "passed": True, "outcome": None, "stages": None}
     pairs = _pairs(Path(args.reference), Path(args.candidate))
+    outputs = _outputs(args, [name for name, _, _ in pairs], inside=(Path(args.reference), Path(args.candidate)))
+    # everything read and checked before anything is judged or written
+    checked = []
     for name, a, b in pairs:
         reference, candidate = DumpReader(a), DumpReader(b)
         check_candidate(reference, candidate)
-        stages = report["stages"] = parse_stages(args.stages, reference.pipeline)
-        verdict = judge(a, b, stages=stages)
-        for warning in verdict.warnings:
-            console.print(f"[yellow]warning: {warning}[/yellow]")
+        findings = check_pair(reference, candidate)
+        stages = _stages_option(args.stages, reference.pipeline)
+        checked.append((name, a, b, reference, candidate, stages, reference.warnings + candidate.warnings + findings))
+    outcomes = []
+    for name, a, b, reference, candidate, stages, notes in checked:
+        report["stages"] = stages
+        # NaN and inf are in the verdict (rows say "NaN/inf on one side only"): numpy's own
+        # RuntimeWarnings about them would only be noise beside it
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            verdict = judge(a, b, stages=stages)
+        for warning in notes + verdict.warnings:
+            console.print(f"[yellow]warning: {_shown(warning)}[/yellow]")
         passed, first = _stage_table(console, verdict, sides=_side_names(candidate.manifest, reference.manifest, (b, a)))
+        outcome, judged = _judgement(verdict)
+        outcomes.append(outcome)
         undeclared = [s for s in verdict.not_implemented if s not in verdict.declared]
         if undeclared:
-            console.print(f"[red]not implemented: {', '.join(undeclared)}[/red] "
+            console.print(f"[red]not implemented: {_shown(', '.join(undeclared))}[/red] "
                           "(use --stages to judge only the stages the candidate has, or declare them in its "
                           "manifest's not_implemented)")
+        if outcome == "nothing judged":
+            console.print("[yellow]nothing judged: every stage is excluded or not implemented; this is not a pass "
+                          f"(exit {EXIT_NOTHING_JUDGED})[/yellow]")
         if args.report:
-            console.print(f"report: {pictures.write(args.report, a, b, verdict, len(pairs) > 1)}")
-        report["passed"] &= passed
-        report["recordings"].append({**verdict.as_dict(), "name": name,
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                page = pictures.write(outputs["report"][name], a, b, verdict, several=False)
+            console.print(f"report: {_shown(page)}")
+        report["passed"] &= outcome == "pass"
+        report["recordings"].append({**verdict.as_dict(), "name": name, "outcome": outcome, "judged": judged,
+                                     "passed": outcome == "pass", "warnings": [*notes, *verdict.warnings],
                                      "stages_flat": [row.as_dict() for row in verdict.chain + verdict.isolated]})
     if len(pairs) > 1:
         report["summary"] = _compare_summary(console, report["recordings"])
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, default=float) + "\n")
-    return EXIT_OK if report["passed"] else EXIT_DRIFT
+    status = _exit_for(outcomes)
+    report["outcome"] = {EXIT_OK: "pass", EXIT_DRIFT: "drift", EXIT_NOTHING_JUDGED: "nothing judged"}[status]
+    if outputs["json"]:
+        write_atomic(outputs["json"], json.dumps(report, indent=2, default=float) + "\n", "--json")
+    return status
 
 
 def _compare_summary(console, recordings: list[dict]) -> dict:
     """The last lines of a comparison of several recordings: how many passed, where each failed first."""
     passed = [r["name"] for r in recordings if r["passed"]]
-    failed = {r["name"]: r["first_failure"] for r in recordings if not r["passed"]}
+    failed = {r["name"]: r["first_failure"] for r in recordings if r.get("outcome", "drift") == "drift" and not r["passed"]}
+    nothing = [r["name"] for r in recordings if r.get("outcome") == "nothing judged"]
     declared = sorted({n for r in recordings for n in r["declared_not_implemented"]})
     exercised = sorted({k for r in recordings for k, v in r["coverage"].items() if v["exercised"]})
     never = sorted({k for r in recordings for k in r["coverage"]} - set(exercised))
     console.print(f"summary: {len(passed)} of {len(recordings)} recordings pass" + (
-        "; first failures: " + ", ".join(f"{n} at {s}" for n, s in failed.items()) if failed else ""))
+        "; first failures: " + _shown(", ".join(f"{n} at {s}" for n, s in failed.items())) if failed else "")
+        + (f"; nothing judged: {_shown(_few(nothing))}" if nothing else ""))
     if declared:
-        console.print(f"summary: declared not implemented: {', '.join(declared)}")
+        console.print(f"summary: declared not implemented: {_shown(_few(declared, 32))}")
     if never:
         console.print(f"summary: branches no recording exercised: {', '.join(never)}")
-    return {"passed": [len(passed), len(recordings)], "first_failures": failed, "declared_not_implemented": declared,
+    return {"passed": [len(passed), len(recordings)], "first_failures": failed, "nothing_judged": nothing, "declared_not_implemented": declared,
             "branches_exercised": exercised, "branches_never_exercised": never}
 
 
 def command_inputs(args) -> int:
-    """The dumps that feed a stage (port.vocabulary), with shapes and dtypes from a reference dump."""
+    """The dumps that feed a stage (port.vocabulary), with shapes and dtypes from a reference dump
+    (read from the files' headers: nothing is loaded)."""
     import re
 
     from port.dumps import DumpReader
-    from port.vocabulary import PIPELINES, pipeline as describe
+    from port.vocabulary import pipeline as describe
 
     reference = DumpReader(args.reference) if args.reference else None
     description = describe(reference.pipeline if reference else args.pipeline)
     stage = next((s for s in description.stage_names if args.stage in (s, s[:2], s[3:])), None)
     if stage is None:
-        raise ValueError(f"pipeline {description.name} has no stage {args.stage!r} "
+        raise UsageError(f"pipeline {description.name} has no stage {args.stage!r} "
                          f"(stages: {', '.join(description.stage_names)})")
     console = _console()
-    console.print(f"{stage} ({description.name}, `{description.stage(stage).function}`) reads:")
+    console.print(f"{stage} ({description.name}, `{_shown(description.stage(stage).function)}`) reads:")
     for entry in description.stage(stage).inputs or ("the audio file",):
         source, _, pattern = entry.partition("/")
         if reference is None or not pattern:
@@ -1148,9 +1278,9 @@ def command_inputs(args) -> int:
         if not found:
             console.print(f"  {entry}  (not in this reference dump)")
         for name in found:
-            value = reference.load(source, name)
-            what = "text" if isinstance(value, str) else f"{tuple(getattr(value, 'shape', ()))} {getattr(value, 'dtype', '')}"
-            console.print(f"  {source}/{name}  {what}")
+            header = reference.header(source, name)
+            what = "text" if header is None else f"{header.shape} {header.dtype.name}"
+            console.print(f"  {source}/{_shown(name)}  {what}")
     return EXIT_OK
 
 
@@ -1190,7 +1320,8 @@ def _model_options(parser):
                         "reference/pretrained/), a Hugging Face id, a local checkpoint, or its float / int8 ONNX")
     parser.add_argument("--embedding", help="embedding: Hugging Face id or local checkpoint")
     parser.add_argument("--token", default=None, help="Hugging Face token (default: $HF_TOKEN)")
-    parser.add_argument("--models-dir", default=str(REPO / "models"), help="where ONNX exports are cached")
+    parser.add_argument("--models-dir", help="where ONNX exports are cached and the port finds them "
+                        "(default: $PYANNOTE_PORT_MODELS, else ~/.cache/pyannote-port/models)")
     parser.add_argument("--precision", choices=["exact", "fast"], default="exact",
                         help="the port's mode: exact (default) or fast (ONNX Runtime's LSTM op and the trunk "
                              "formulation this machine runs fastest), judged like any candidate, with what it costs")
@@ -1210,12 +1341,15 @@ def _pipeline_options(parser):
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="verify.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from port.vocabulary import PIPELINES
+
+    main = ArgumentParser(prog="verify.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    main.add_argument("--debug", action="store_true", help="on an unforeseen error, print its traceback")
     commands = main.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run pyannote.audio and the port, compare stage by stage")
-    run.add_argument("audio", nargs="*", help=f"audio files, folders (recursive) or list files, one path a line "
-                                               f"(default: {SAMPLE.relative_to(REPO)})")
+    run.add_argument("audio", nargs="*", help="audio files, folders (recursive) or list files, one path a line "
+                                              "(default: a checkout's tests/data/sample.wav)")
     _model_options(run)
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     run.add_argument("--fbank", choices=["auto", "numpy", "graph"], default="auto",
@@ -1223,7 +1357,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=["npy", "txt"], default="npy", help="dump format")
     run.add_argument("--json", help="write the table and timings as JSON")
     run.add_argument("--report", help="write an HTML page of pictures (one per recording: NAME-<recording>.html when several)")
-    run.add_argument("--dumps", default=str(DUMPS), help="dump root (default: dumps/)")
+    run.add_argument("--dumps", default=str(DUMPS), help="dump root (default: a checkout's dumps/, else ./dumps)")
     run.add_argument("-j", "--jobs", type=int, default=1, help="recordings verified in parallel (local processes)")
     run.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786): fan the recordings out to its workers")
     run.add_argument("--num-speakers", type=int)
@@ -1248,16 +1382,20 @@ def parser() -> argparse.ArgumentParser:
     inputs = commands.add_parser("inputs", help="the reference dumps a stage reads (with shapes when given a dump)")
     inputs.add_argument("stage", help="a stage: 12-assign, 12 or assign")
     inputs.add_argument("reference", nargs="?", help="a reference dump (dumps/reference/sample): shapes and dtypes")
-    inputs.add_argument("--pipeline", default="3.1", help="without a dump: the pipeline (3.1 or community-1)")
+    inputs.add_argument("--pipeline", default="3.1", choices=list(PIPELINES),
+                        help="without a dump: the pipeline (3.1 or community-1)")
     inputs.set_defaults(func=command_inputs)
 
     clean = commands.add_parser("clean", help="remove dumps/ contents (its README stays)")
-    clean.add_argument("--dumps", default=str(DUMPS))
+    clean.add_argument("--dumps", default=str(DUMPS), help="dump root (default: a checkout's dumps/, else ./dumps)")
     clean.set_defaults(func=command_clean)
 
     export = commands.add_parser("export", help="export the ONNX models")
     _model_options(export)
     export.set_defaults(func=command_export)
+    for command in commands.choices.values():  # --debug after the command too (SUPPRESS: the main one's value stays)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="on an unforeseen error, print its traceback")
     return main
 
 
@@ -1269,10 +1407,41 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+# what each install lacks, when a command reaches for it (docs/install.md)
+_MISSING = {
+    "matplotlib": "pip install matplotlib (pyannote-verify[report])",
+    "scipy": "pip install scipy (pyannote-verify[rttm])",
+}
+_WHOLE = ("run and export need the whole project with pyannote.audio: "
+          "pip install -e '.[reference]' in a checkout (docs/install.md)")
+
+
+def _missing_module(error: ImportError) -> str:
+    """One line for a command this installation cannot run (the judge alone runs compare, inputs, clean):
+    a missing module, or a module of the port the judge's install does not carry."""
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        what = error.name
+    else:  # `from port import audio` where port/ holds only the dump vocabulary
+        import re
+
+        found = re.match(r"cannot import name '([\w.]+)' from '([\w.]+)'", str(error))
+        what = f"{found[2]}.{found[1]}" if found else str(error).splitlines()[0]
+    hint = _MISSING.get((error.name or "").split(".")[0], _WHOLE)
+    return f"this command needs {what}, which this installation lacks: {hint}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The command's exit status (docs/cli.md): every error is one line on stderr, never a traceback
+    (but under --debug, for what the judge did not foresee)."""
+    from port import exits
+
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")  # pyannote 4 otherwise sends telemetry
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        args = parser().parse_args(argv)
         return args.func(args)
     except Terminated:
         print("terminated (SIGTERM): no partial dump was kept", file=sys.stderr)
@@ -1280,15 +1449,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: no partial dump was kept", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as error:  # noqa: BLE001 - one line for anything we recognise as bad input
-        if isinstance(error, _errors()) or isinstance(error, (ValueError, FileNotFoundError)):
-            print(f"error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        raise
+    except ImportError as error:  # ModuleNotFoundError too: a command this installation cannot run
+        if debug:
+            import traceback
+
+            traceback.print_exception(error, file=sys.stderr)
+        print(f"error: {_missing_module(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as error:  # noqa: BLE001 - every error gets its one line and its status
+        return exits.report(error, "verify.py", debug=debug, scripts=(str(Path(__file__).resolve()),))
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
     sys.exit(main())

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Why is ONNX Runtime's LSTM less exact than torch's? (README "Precision audit": "The LSTM")
+"""Why is ONNX Runtime's LSTM less exact than torch's? (docs/precision.md: why ONNX Runtime's LSTM is less exact)
 
     python benchmarks/lstm_precision.py [FILE] [--onnx segmentation.onnx]
 

@@ -929,7 +929,8 @@ def summarise(mutation: Mutation, per: dict[str, dict], ran: bool = True) -> dic
         "at_expected_stage": first == mutation.stage,
         "rttm_changed": any(r.get("rttm_changed") for r in per.values()),
         "noise_verdict_only": bool(caught) and all(r.get("within_fixed_ceilings") for r in caught),
-        "reason": mutation.inert if status == "no effect" else mutation.equivalent,
+        "reason": ((mutation.inert or "the same output as the unmutated port on these recordings")
+                   if status == "no effect" else mutation.equivalent),
         "equivalent": bool(mutation.equivalent),
         "recordings": per,
     }
@@ -1142,6 +1143,15 @@ def _assign_euclidean(embeddings, centroids, segmentations, constrained=True, me
     return _vbx_assign(embeddings, centroids, segmentations, constrained, "euclidean", trace)
 
 
+_constrained_argmax = clustering.constrained_argmax
+
+
+def _hungarian_rows_reversed(soft_clusters):
+    """constrained_argmax solving each chunk with its speakers in reverse order: another
+    solver's choice among the tied (inactive) rows."""
+    return _constrained_argmax(soft_clusters[:, ::-1, :])[:, ::-1].copy()
+
+
 def _argmax_not_hungarian(soft_clusters):
     """Each local speaker its best cluster (argmax): two speakers of a chunk may share one."""
     return np.argmax(np.nan_to_num(soft_clusters, nan=np.nanmin(soft_clusters)), axis=2).astype(np.int8)
@@ -1202,6 +1212,9 @@ C1_CATALOGUE: tuple[Mutation, ...] = (
              _swap(clustering.constrained_argmax, _argmax_not_hungarian), _C1_PLAIN),
     Mutation("exclusive_uncapped_count", "16-reconstruct", "exclusive diarization reconstructed from the count not capped at 1",
              _exclusive_uncapped, _C1_PLAIN),
+    Mutation("assign_other_solver", "15-assign", "the Hungarian solved with each chunk's speakers in reverse order",
+             _swap(clustering.constrained_argmax, _hungarian_rows_reversed), _C1_PLAIN + _C1_TIES,
+             equivalent="inactive speakers score min - 1 for every cluster: any free cluster is an optimal assignment"),
     Mutation("c1_ranking_ascending", "16-reconstruct", "clusters ranked by argsort(+activations): the least active kept",
              _numpy_in(reconstruct, argsort=_ascending_argsort), _C1_PLAIN + _C1_TIES),
     Mutation("c1_ties_to_lowest", "16-reconstruct", "a tie at the count broken by taking the least active cluster",

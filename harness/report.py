@@ -11,6 +11,11 @@ draw the same page:
 
 matplotlib (installed with pyannote.audio) is imported only here, on demand, so `port`
 itself never needs it. Images are embedded as base64 PNG.
+
+Every string taken from a dump (sides, names, speaker labels, paths) is escaped for the
+page (`_h`) and for matplotlib's text (`_m`: no mathtext); the page is written atomically;
+nothing is sized by a value of the data (the diarization's differences are found from the
+turns' boundaries, never on a time grid, and turns past the audio's end are cut there and named).
 """
 
 from __future__ import annotations
@@ -18,13 +23,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
+import re
 from pathlib import Path
 
 import numpy as np
 
 from .compare import NOISE_FILE  # written by reference/noise.py beside the reference's manifest
-from port.dumps import DumpReader
+from port.dumps import RTTM_SLACK_SECONDS, DumpReader, audio_duration, printable, read_noise, rttm_turns, write_atomic
 from port.vocabulary import pipeline as describe
 
 SAMPLE_RATE = 16000
@@ -38,6 +43,17 @@ FLOAT_SERIES = (
     ("08-embeddings", "out_embeddings"),  # (C, S, D)
 )
 TINY = 1e-12  # where a log axis shows exact zeros
+MAX_LABELS = 32  # speaker labels drawn as lanes; more and the diarization is summarised, not drawn
+
+
+def _h(text) -> str:
+    """A string for the page: control characters escaped (port.dumps.printable), then HTML."""
+    return html.escape(printable(text, 2000))
+
+
+def _m(text) -> str:
+    """A string for matplotlib: control characters escaped, "$" never starting mathtext."""
+    return printable(text, 120).replace("$", r"\$")
 
 
 def _pyplot():
@@ -57,11 +73,8 @@ def _png(figure) -> str:
 
 
 def _load(reader: DumpReader, stage: str, name: str):
-    """An array of a dump, memory-mapped when it is npy (an hour's chunks are gigabytes)."""
-    npy = reader.path / stage / f"{name}.npy"
-    if npy.is_file():
-        return np.load(npy, mmap_mode="r", allow_pickle=False)
-    return np.asarray(reader.load(stage, name)) if reader.has(stage, name) else None
+    """An array of a dump, memory-mapped when it is npy (an hour's chunks are gigabytes); None when absent."""
+    return np.asarray(reader.load(stage, name, mmap=True)) if reader.has(stage, name) else None
 
 
 def _blocks(n: int, size: int = 32):
@@ -82,11 +95,8 @@ def _abs_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _chunk_timing(reference: DumpReader) -> tuple[float, float]:
     """(duration, step) of the sliding chunks in seconds: 02's chunk length, the manifest's step."""
     step = 10.0 * float(reference.manifest.get("parameters", {}).get("segmentation_step", 0.1))
-    npy = reference.path / "02-chunks" / "out_chunks.npy"
-    if npy.is_file():
-        return np.load(npy, mmap_mode="r").shape[-1] / SAMPLE_RATE, step
-    chunks = _load(reference, "02-chunks", "out_chunks")
-    return (chunks.shape[-1] / SAMPLE_RATE if chunks is not None else 10.0), step
+    header = reference.header("02-chunks", "out_chunks") if reference.has("02-chunks", "out_chunks") else None
+    return (header.shape[-1] / SAMPLE_RATE if header is not None and header.shape else 10.0), step
 
 
 # ----------------------------------------------------------------------------- noise
@@ -94,12 +104,9 @@ def load_noise(reference: DumpReader) -> tuple[dict, list[int], str]:
     """pyannote's own float32 noise per (stage, name) stored beside the reference dump:
     ({(stage, name): {"max": .., "per_chunk_max": [..]}}, measured chunks, note)."""
     path = reference.path / NOISE_FILE
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):  # anything else there is read, and refused when not a file
         return {}, [], "pyannote's own noise not measured for this dump (no noise.json beside the reference)"
-    try:
-        stored = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}, [], f"{path.name} unreadable"
+    stored = read_noise(path)  # checked: a damaged noise.json is one line (DumpError), never a crash
     for key in ("audio_sha256", "segmentation_sha256", "embedding_sha256"):
         if key in stored and stored.get(key) != reference.manifest.get(key):
             return {}, [], f"{path.name} was measured on other {key.split('_')[0]}: not drawn"
@@ -144,6 +151,8 @@ def _figure_drift(reference, candidate, noise, noise_chunks, chunk) -> tuple[str
         if a.shape != b.shape:
             notes.append(f"{stage}/{name}: shape {b.shape} != {a.shape}")
             continue
+        if a.size == 0 or a.ndim == 0:
+            continue
         times, drift = drift_over_time(stage, a, b, chunk)
         if np.any(drift):
             panels.append((stage, name, times, drift))
@@ -181,43 +190,41 @@ def _figure_drift(reference, candidate, noise, noise_chunks, chunk) -> tuple[str
 
 
 # ----------------------------------------------------------------------------- diarization
-def read_rttm(text: str) -> list[tuple[float, float, str]]:
-    """(start, end, label) turns of an RTTM text."""
-    turns = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 8 and fields[0] == "SPEAKER":
-            start, duration = float(fields[3]), float(fields[4])
-            turns.append((start, start + duration, fields[7]))
-    return turns
+def read_rttm(text: str, path="RTTM") -> list[tuple[float, float, str]]:
+    """(start, end, label) turns of an RTTM text (port.dumps.rttm_turns: DumpError on a line that is not a turn)."""
+    return [(t.start, t.end, t.label) for t in rttm_turns(text, path)]
 
 
-def _active(turns, label, grid):
-    on = np.zeros(grid.size, dtype=bool)
-    for start, end, who in turns:
-        if who == label:
-            on |= (grid >= start) & (grid < end)
-    return on
-
-
-def diarization_differences(ref_turns, cand_turns, resolution: float = 0.01):
-    """Time spans (start, end) where the speakers active on the two sides differ."""
-    end = max([t[1] for t in ref_turns + cand_turns], default=0.0)
-    grid = np.arange(0.0, end + resolution, resolution)
-    labels = sorted({t[2] for t in ref_turns + cand_turns})
-    differ = np.zeros(grid.size, dtype=bool)
-    for label in labels:
-        differ |= _active(ref_turns, label, grid) != _active(cand_turns, label, grid)
-    spans, i = [], 0
-    while i < grid.size:
-        if differ[i]:
-            j = i
-            while j < grid.size and differ[j]:
-                j += 1
-            spans.append((float(grid[i]), float(grid[j - 1] + resolution)))
-            i = j
-        else:
+def diarization_differences(ref_turns, cand_turns, resolution: float = 0.0):
+    """Time spans (start, end) where the speakers active on the two sides differ, found by a
+    sweep over the turns' boundaries (cost: the number of turns, whatever their times); spans
+    no longer than `resolution` seconds are left out."""
+    events: list[tuple[float, int, str, int]] = []
+    for side, turns in ((0, ref_turns), (1, cand_turns)):
+        for start, end, label in turns:
+            if end > start:
+                events += [(float(start), side, label, 1), (float(end), side, label, -1)]
+    events.sort(key=lambda e: e[0])
+    counts: dict[tuple[int, str], int] = {}
+    differing = 0  # labels active on one side only
+    spans: list[tuple[float, float]] = []
+    opened = None
+    i = 0
+    while i < len(events):
+        time = events[i][0]
+        while i < len(events) and events[i][0] == time:
+            _, side, label, step = events[i]
+            before = (counts.get((0, label), 0) > 0) != (counts.get((1, label), 0) > 0)
+            counts[(side, label)] = counts.get((side, label), 0) + step
+            after = (counts.get((0, label), 0) > 0) != (counts.get((1, label), 0) > 0)
+            differing += int(after) - int(before)
             i += 1
+        if differing and opened is None:
+            opened = time
+        elif not differing and opened is not None:
+            if time - opened > resolution:
+                spans.append((opened, time))
+            opened = None
     return spans
 
 
@@ -228,10 +235,27 @@ def _figure_diarization(reference, candidate, names) -> tuple[str | None, str]:
         return None, "the reference has no diarization (pyannote stopped early)"
     if not candidate.has(annotation, rttm):
         return None, f"the candidate has no diarization ({annotation} not implemented)"
-    ref_turns = read_rttm(reference.load(annotation, rttm))
-    cand_turns = read_rttm(candidate.load(annotation, rttm))
-    spans = diarization_differences(ref_turns, cand_turns)
+    ref_turns = read_rttm(reference.load(annotation, rttm), reference.file(annotation, rttm))
+    cand_turns = read_rttm(candidate.load(annotation, rttm), candidate.file(annotation, rttm))
     labels = sorted({t[2] for t in ref_turns + cand_turns})
+    # drawn up to the audio's end: a turn past it is named and cut there, never drawn to its end
+    end = max([audio_duration(reference) or 0.0] + [e for _, e, _ in ref_turns]) + RTTM_SLACK_SECONDS
+    late = sum(e > end for _, e, _ in cand_turns)
+    cut = (f"; {late} candidate turn(s) end past the audio's end ({end - RTTM_SLACK_SECONDS:.2f} s), drawn cut at {end:.2f} s"
+           if late else "")
+    cand_turns = [(min(s, end), min(e, end), who) for s, e, who in cand_turns]
+    spans = diarization_differences(ref_turns, cand_turns)
+    total = sum(e - s for s, e in spans)
+    summary = ("the two diarizations are identical" if not spans else
+               f"{len(spans)} span(s), {total:.2f} s in all, where the active speakers differ (red)") + cut
+    if len(labels) > MAX_LABELS:
+        return None, summary + f"; {len(labels)} speaker labels: not drawn (at most {MAX_LABELS})"
+    return _timelines(names, ref_turns, cand_turns, labels, spans, end, summary), summary
+
+
+def _timelines(names, ref_turns, cand_turns, labels, spans, end, summary, ties=()) -> str:
+    """Both diarizations as stacked lanes, one per speaker and side, the differing spans in red
+    (and spans that differ only in tie order, when given, in grey); a PNG."""
     plt = _pyplot()
     colours = plt.get_cmap("tab10")
     lanes = [(names[0], ref_turns), (names[1], cand_turns)]
@@ -241,11 +265,13 @@ def _figure_diarization(reference, candidate, names) -> tuple[str | None, str]:
         for k, label in enumerate(labels):
             segments = [(s, e - s) for s, e, who in turns if who == label]
             ax.broken_barh(segments, (y + 0.1, 0.8), color=colours(k % 10))
-            ticks.append((y + 0.5, f"{side}: {label}"))
+            ticks.append((y + 0.5, f"{_m(side)}: {_m(label)}"))
             y += 1
         y += 0.4
     ax.broken_barh([(s, e - s) for s, e in spans], (y + 0.1, 0.8), color="tab:red")
-    ticks.append((y + 0.5, "differences"))
+    if ties:
+        ax.broken_barh([(s, e - s) for s, e in ties], (y + 0.1, 0.8), color="0.6")
+    ticks.append((y + 0.5, "differences" + (" (grey: tie order)" if ties else "")))
     for s, e in spans:
         ax.axvspan(s, e, color="tab:red", alpha=0.12, lw=0)
     ax.set_yticks([t for t, _ in ticks], [label for _, label in ticks])
@@ -253,25 +279,23 @@ def _figure_diarization(reference, candidate, names) -> tuple[str | None, str]:
     ax.invert_yaxis()
     ax.set_xlabel("time (s)")
     ax.grid(True, axis="x", alpha=0.3)
-    total = sum(e - s for s, e in spans)
-    summary = ("the two diarizations are identical" if not spans else
-               f"{len(spans)} span(s), {total:.2f} s in all, where the active speakers differ (red)")
-    ax.set_title(summary, loc="left", fontsize=10)
+    ax.set_xlim(0, max([e for _, e, _ in ref_turns + cand_turns] + [1e-3]) * 1.01)  # never past what is drawn
+    ax.set_title(_m(summary), loc="left", fontsize=10)
     figure.tight_layout()
-    return _png(figure), summary
+    return _png(figure)
 
 
 # ----------------------------------------------------------------------------- worst chunk
 def worst_chunk(reference: DumpReader, candidate: DumpReader) -> tuple[int | None, str]:
     """The chunk where the segmentation differs most: most 04 mismatches, else largest 03 drift."""
     ref_ml, cand_ml = _load(reference, "04-multilabel", "out_multilabel"), _load(candidate, "04-multilabel", "out_multilabel")
-    if ref_ml is not None and cand_ml is not None and ref_ml.shape == cand_ml.shape:
+    if ref_ml is not None and cand_ml is not None and ref_ml.shape == cand_ml.shape and ref_ml.ndim == 3 and ref_ml.size:
         mismatches = (ref_ml != cand_ml).reshape(len(ref_ml), -1).sum(axis=1)
         if mismatches.max() > 0:
             c = int(np.argmax(mismatches))
             return c, f"chunk {c}: {int(mismatches[c])} multilabel values differ"
     ref_lp, cand_lp = _load(reference, "03-segmentation", "out_log_probs"), _load(candidate, "03-segmentation", "out_log_probs")
-    if ref_lp is not None and cand_lp is not None and ref_lp.shape == cand_lp.shape:
+    if ref_lp is not None and cand_lp is not None and ref_lp.shape == cand_lp.shape and ref_lp.ndim == 3 and ref_lp.size:
         drift = drift_over_time("03-segmentation", ref_lp, cand_lp, (10.0, 1.0))[1]
         c = int(np.argmax(drift))
         return c, f"chunk {c}: largest log-probability drift {drift[c]:.3g}"
@@ -284,10 +308,14 @@ def _figure_worst_chunk(reference, candidate, names, chunk) -> tuple[str | None,
         return None, why
     duration, step = chunk
     frames = _load(reference, "05-count", "out_frames")
+    frames = np.asarray(frames, dtype=np.float64).ravel() if frames is not None and frames.size == 3 else None
     plt = _pyplot()
     rows = [("03-segmentation", "out_log_probs", "powerset class probability (exp log-prob)"),
             ("04-multilabel", "out_multilabel", "speaker active (multilabel)")]
-    present = [(s, n, t) for s, n, t in rows if reference.has(s, n) and candidate.has(s, n)]
+    present = [(s, n, t) for s, n, t in rows if reference.has(s, n) and candidate.has(s, n)
+               and reference.header(s, n).shape == candidate.header(s, n).shape and len(reference.header(s, n).shape) == 3]
+    if not present:
+        return None, why
     figure, axes = plt.subplots(len(present), 1, figsize=(13, 2.6 * len(present)), sharex=True, squeeze=False)
     colours = plt.get_cmap("tab10")
     for ax, (stage, name, what) in zip(axes[:, 0], present):
@@ -312,7 +340,7 @@ def _figure_worst_chunk(reference, candidate, names, chunk) -> tuple[str | None,
                         label="differs")
         ax.set_ylabel(what, fontsize=8)
         ax.set_title(f"{stage} / {name}, chunk {c} ({c * step:g} s to {c * step + duration:g} s): "
-                     f"solid {names[0]}, dashed {names[1]}", loc="left", fontsize=10)
+                     f"solid {_m(names[0])}, dashed {_m(names[1])}", loc="left", fontsize=10)
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
         ax.grid(True, alpha=0.3)
     axes[-1, 0].set_xlabel("time in the audio (s)")
@@ -371,21 +399,22 @@ def _summary_rows(reference: DumpReader, candidate: DumpReader, status: dict[str
             else:
                 mismatched += int(np.count_nonzero(np.asarray(a) != np.asarray(b)))
         if len(missing) == len(names):
-            rows.append(f"<tr class='other'><td>{stage}</td><td>{html.escape(', '.join(names))}</td><td>-</td><td>-</td>"
-                        f"<td>{html.escape(status.get(stage, ('not implemented',))[0])}</td><td>not in the candidate</td></tr>")
+            rows.append(f"<tr class='other'><td>{stage}</td><td>{_h(', '.join(names))}</td><td>-</td><td>-</td>"
+                        f"<td>{_h(status.get(stage, ('not implemented',))[0])}</td><td>not in the candidate</td></tr>")
             continue
         state, reason = status.get(stage, ("", ""))
         css = "pass" if state == "pass" else ("fail" if state.upper() == "FAIL" else "other")
         note = "; ".join(x for x in (reason, f"missing: {', '.join(missing)}" if missing else "") if x)
-        rows.append(f"<tr class='{css}'><td>{stage}</td><td>{html.escape(', '.join(names))}</td>"
-                    f"<td>{worst:.3g}</td><td>{mismatched}</td><td>{html.escape(state)}</td><td>{html.escape(note)}</td></tr>")
+        rows.append(f"<tr class='{css}'><td>{stage}</td><td>{_h(', '.join(names))}</td>"
+                    f"<td>{worst:.3g}</td><td>{mismatched}</td><td>{_h(state)}</td><td>{_h(note)}</td></tr>")
     return "\n".join(rows)
 
 
 def page_path(path: str | Path, recording: str, several: bool) -> Path:
     """One page per recording: the path itself, or <stem>-<recording>.html when several."""
     path = Path(path)
-    return path.with_name(f"{path.stem}-{recording}{path.suffix or '.html'}") if several else path
+    safe = re.sub(r"[^A-Za-z0-9._+-]", "_", str(recording)).lstrip(".") or "recording"  # never a path of its own
+    return path.with_name(f"{path.stem}-{safe}{path.suffix or '.html'}") if several else path
 
 
 def write(path: str | Path, reference_dir: str | Path, candidate_dir: str | Path, verdict=None,
@@ -403,10 +432,10 @@ def write(path: str | Path, reference_dir: str | Path, candidate_dir: str | Path
     worst_png, worst_note = _figure_worst_chunk(reference, candidate, names, chunk)
 
     def figure(png, alt):
-        return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{png}'>" if png else ""
+        return f"<img alt='{_h(alt)}' src='data:image/png;base64,{png}'>" if png else ""
 
     body = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(recording)} ({html.escape(reference.pipeline)}): {html.escape(names[1])} vs {html.escape(names[0])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{_h(recording)} ({_h(reference.pipeline)}): {_h(names[1])} vs {_h(names[0])}</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; max-width: 1300px; color: #222; }}
 table {{ border-collapse: collapse; font-size: 0.9em; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
@@ -414,30 +443,88 @@ tr.pass td:nth-child(5) {{ color: #1a7f37; }} tr.fail td:nth-child(5) {{ color: 
 tr.other td:nth-child(5) {{ color: #777; }} img {{ max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }}
 .note {{ color: #666; font-size: 0.9em; }} code {{ background: #f4f4f4; padding: 0 3px; }}
 </style></head><body>
-<h1>{html.escape(recording)}: {html.escape(names[1])} against {html.escape(names[0])} ({html.escape(reference.pipeline)})</h1>
-<p class="note">reference <code>{html.escape(str(reference.path))}</code><br>candidate <code>{html.escape(str(candidate.path))}</code><br>
-audio sha256 {html.escape(str(reference.manifest.get('audio_sha256', '?'))[:16])}…, models: {html.escape(str(reference.manifest.get('models', '?')))}</p>
+<h1>{_h(recording)}: {_h(names[1])} against {_h(names[0])} ({_h(reference.pipeline)})</h1>
+<p class="note">reference <code>{_h(str(reference.path))}</code><br>candidate <code>{_h(str(candidate.path))}</code><br>
+audio sha256 {_h(str(reference.manifest.get('audio_sha256', '?'))[:16])}…, models: {_h(str(reference.manifest.get('models', '?')))}</p>
 <h2>Stages</h2>
 <table><tr><th>stage</th><th>names</th><th>max |diff|</th><th>values differing</th><th>verdict</th><th>note</th></tr>
 {_summary_rows(reference, candidate, _status(verdict))}
 </table>
 <h2>Drift over time</h2>
-<p class="note">Per float stage, the largest |{html.escape(names[1])} − {html.escape(names[0])}| in each 10 s chunk
+<p class="note">Per float stage, the largest |{_h(names[1])} − {_h(names[0])}| in each 10 s chunk
 (each second for the waveform), log scale; grey: pyannote's own float32 noise on the same chunks
-(its stage recomputed in float64). {html.escape(noise_note)}</p>
+(its stage recomputed in float64). {_h(noise_note)}</p>
 {figure(drift_png, 'drift over time')}
-{''.join(f'<p class="note">{html.escape(n)}</p>' for n in drift_notes)}
+{''.join(f'<p class="note">{_h(n)}</p>' for n in drift_notes)}
 <h2>Diarization</h2>
-<p class="note">{html.escape(diarization_note)}</p>
+<p class="note">{_h(diarization_note)}</p>
 {figure(diarization_png, 'diarization timelines')}
 <h2>Worst chunk</h2>
-<p class="note">{html.escape(worst_note)}</p>
+<p class="note">{_h(worst_note)}</p>
 {figure(worst_png, 'worst chunk segmentation')}
 </body></html>
 """
     out = page_path(path, recording, several)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    tmp.write_text(body)
-    tmp.replace(out)
+    write_atomic(out, body, "--report")  # whole or absent, nothing .partial left on any error
+    return out
+
+
+def write_rttm(path: str | Path, verdict) -> Path:
+    """The page of an RTTM candidate's verdict (`harness.rttm.RttmVerdict`): the totals on
+    pyannote's frame grid, where it differs, and both diarizations as stacked timelines (the
+    candidate's labels mapped to pyannote's speakers as the verdict mapped them)."""
+    from pathlib import Path as _Path
+
+    reference = DumpReader(verdict.reference)
+    annotation = describe(reference.pipeline).named("annotation")
+    ref_turns = read_rttm(reference.load(annotation, "out_diarization.rttm"),
+                          reference.file(annotation, "out_diarization.rttm"))
+    cand_turns = [(start, end, verdict.mapping.get(label) or f"{label} (no match)")
+                  for start, end, label in read_rttm(_Path(verdict.candidate).read_text(), verdict.candidate)]
+    end = max([verdict.duration] + [e for _, e, _ in ref_turns]) + RTTM_SLACK_SECONDS
+    cand_turns = [(min(s_, end), min(e, end), who) for s_, e, who in cand_turns]
+    labels = sorted({t[2] for t in ref_turns + cand_turns})
+    spans = [(d["start"], d["end"]) for d in verdict.spans]
+    all_spans = diarization_differences(ref_turns, cand_turns)
+    ties = [sp for sp in all_spans if not any(a < sp[1] and sp[0] < b for a, b in spans)]
+    what = {"identical": "identical on pyannote's frame grid",
+            "tie order": f"identical up to tie order ({verdict.tie_frames} frames, {verdict.tie_frames * verdict.step:.2f} s)",
+            "differs": f"differs: {verdict.differing_frames - verdict.tie_frames} frames beyond tie order"}[verdict.status]
+    png = (_timelines(("pyannote", "candidate"), ref_turns, cand_turns, labels, spans, end, what, ties)
+           if len(labels) <= MAX_LABELS else None)
+    first = verdict.first_difference
+    rows = "".join(f"<tr><td>{d['start']:.3f}</td><td>{d['end']:.3f}</td><td>{_h(', '.join(d['reference']) or '-')}</td>"
+                   f"<td>{_h(', '.join(d['candidate']) or '-')}</td></tr>" for d in verdict.spans[:50])
+    outside = "".join(f"<li>line {t['line']}: {_h(t['label'])} {t['start']:.3f}-{t['end']:.3f} s {_h(t['why'])}</li>"
+                      for t in verdict.outside[:50])
+    css = "pass" if verdict.passed else "fail"
+    body = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{_h(verdict.recording)}: RTTM candidate against pyannote</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; max-width: 1300px; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
+.pass {{ color: #1a7f37; font-weight: bold; }} .fail {{ color: #c00; font-weight: bold; }}
+img {{ max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }} .note {{ color: #666; font-size: 0.9em; }}
+code {{ background: #f4f4f4; padding: 0 3px; }}
+</style></head><body>
+<h1>{_h(verdict.recording)} ({_h(verdict.pipeline)}): an RTTM against pyannote's diarization</h1>
+<p class="note">reference <code>{_h(verdict.reference)}</code><br>candidate <code>{_h(verdict.candidate)}</code><br>
+judged on pyannote's frame grid: {verdict.frames} frames of {verdict.step * 1000:.1f} ms; the candidate's labels mapped
+one to one to pyannote's speakers by overlap: {_h(', '.join(f'{c} -> {r or "none"}' for c, r in verdict.mapping.items()))}</p>
+<p class="{css}">RTTM {_h(what)}</p>
+<table><tr><th>speech</th><th>missed</th><th>false alarm</th><th>confusion</th><th>frames differing</th><th>of them tie order</th></tr>
+<tr><td>{verdict.speech:.2f} s</td><td>{verdict.missed:.2f} s</td><td>{verdict.false_alarm:.2f} s</td>
+<td>{verdict.confusion:.2f} s</td><td>{verdict.differing_frames}</td><td>{verdict.tie_frames}</td></tr></table>
+<p class="note">Missed speech, false alarm and confusion are counted on the frames that differ beyond tie order.</p>
+{f'<p class="fail">first difference at {first["time"]:.3f} s (frame {first["output_frame"]})</p>' if first else ''}
+{f'<h2>Turns outside what pyannote could write</h2><ul>{outside}</ul>' if outside else ''}
+<h2>Diarization</h2>
+{f"<img alt='diarization timelines' src='data:image/png;base64,{png}'>" if png else '<p class="note">too many labels to draw</p>'}
+{f'<h2>Where they differ</h2><table><tr><th>from (s)</th><th>to (s)</th><th>pyannote</th><th>candidate</th></tr>{rows}</table>' if rows else ''}
+</body></html>
+"""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, body, "--report")
     return out

@@ -171,12 +171,16 @@ def judge_rttm(reference_dir: str | Path, candidate: str | Path, candidate_text:
 
     outside = []
     middles = grid.middles()
+    # pyannote's own turns may end past the audio's last sample: where it pads the last chunk
+    # with zeros, its frames reach into the padding (30.05 s on a 30.000 s file)
+    reach = max([audio_end] + [t.end for t in ref_turns])
     for turn in cand_turns:
         why = None
         if turn.start < 0:
             why = "starts before 0"
-        elif turn.end > audio_end + tol:
-            why = f"ends past the audio ({audio_end:.3f} s)"
+        elif turn.end > reach + tol:
+            why = (f"ends past the audio ({audio_end:.3f} s)" if reach == audio_end else
+                   f"ends past the audio ({audio_end:.3f} s) and past pyannote's last turn ({reach:.3f} s)")
         elif turn.duration > 0 and not np.any((middles >= turn.start - tol) & (middles < turn.end - tol)):
             why = "covers no frame middle (pyannote's turns start and end at frame middles)"
         if why:

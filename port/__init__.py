@@ -25,4 +25,11 @@ and the dump vocabulary both sides and the harness read (the only part of the po
     vocabulary    each pipeline described once: stages, names, axes, inputs, unreached reasons
 """
 
-__version__ = "0.2.0"
+import os as _os
+
+__version__ = "0.3.0"
+
+# ONNX Runtime's telemetry writes a database and a device id under ~/.cache/Microsoft (or
+# $XDG_CACHE_HOME) when it is imported; nothing of the port needs it (docs/cli.md). Set
+# ORT_DISABLE_TELEMETRY=0 to keep ONNX Runtime's default.
+_os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

@@ -7,7 +7,7 @@ Two fbank backends compute stage 06:
 * ``graph``: ``fbank.onnx`` in ONNX Runtime, on the embedding's provider (the
   default on CUDA). It computes the DFT and the log in float64 like the numpy
   fbank; its stage-06 drift against pyannote is within pyannote's own noise on
-  every recording measured (README, "The fbank graph").
+  every recording measured (docs/precision.md, The fbank).
 
 With the graph and the trunk/head split, :class:`DeviceChain` runs the three
 sessions through IOBinding: the crops go to the device once per batch, the fbank
@@ -31,7 +31,7 @@ FILENAME = "fbank.onnx"
 
 def resolve(choice: str, device: str, folder: str | Path) -> tuple[str, str]:
     """("numpy" | "graph", reason) for an --fbank choice. `auto`: the graph on CUDA
-    (when the export has one), numpy on a CPU (measured no faster there: README)."""
+    (when the export has one), numpy on a CPU (measured no faster there: docs/performance.md)."""
     if choice not in BACKENDS:
         raise ValueError(f"fbank must be one of {', '.join(BACKENDS)}, not {choice}")
     present = (Path(folder) / FILENAME).is_file()

@@ -10,6 +10,7 @@ unique, else the shortest path suffix that tells the colliding files apart
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .audio import AudioError
@@ -88,24 +89,66 @@ class GivenError(ValueError):
     """A folder of given segmentations and embeddings that cannot be used; one line."""
 
 
-def _array(path: Path, key: str):
+GIVEN_LIMIT = 8 << 30  # bytes one array of a --embeddings folder may hold once read (an hour's are ~100 MB)
+
+
+def _array(path: Path, key: str, kinds: str = "biuf", ndim: int | None = None):
+    """`key` of the npz archive `path`, checked by its header before its values are read:
+    an archive (not a plain .npy), the key present, a real dtype of `kinds`, `ndim` axes,
+    the size the header says equal to the member's; GivenError (one line, naming the file) otherwise."""
     import zipfile
 
     import numpy as np
+    from numpy.lib import format as npy
 
-    if not path.is_file():
-        raise GivenError(f"{path}: missing (want an npz with key {key!r})")
+    from .dumps import DumpError, check_dtype, open_regular, printable
+
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):
-                raise GivenError(f"{path}: not an npz archive (a plain .npy?)")
-            if key not in npz.files:
-                raise GivenError(f"{path}: no key {key!r} (has {', '.join(npz.files) or 'none'})")
-            return np.asarray(npz[key])
-    except GivenError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise GivenError(f"{path}: unreadable npz ({' '.join(str(error).split())[:100]})") from None
+        handle, size = open_regular(path)
+    except DumpError as error:
+        missing = not os.path.lexists(path)
+        raise GivenError(f"{path}: missing (want an npz with key {key!r})" if missing else str(error)) from None
+    with handle:
+        magic = handle.read(6)
+        if magic.startswith(b"\x93NUMPY"):
+            raise GivenError(f"{path}: a plain .npy, not an npz archive (write it with numpy.savez, key {key!r})")
+        if not magic.startswith(b"PK"):
+            raise GivenError(f"{path}: not an npz archive ({'empty' if not magic else 'no zip signature'})")
+        try:
+            with zipfile.ZipFile(handle) as archive:
+                names = archive.namelist()
+                if f"{key}.npy" not in names:
+                    found = ", ".join(printable(n[:-4] if n.endswith(".npy") else n, 40) for n in names[:10])
+                    raise GivenError(f"{path}: no key {key!r} (has {found or 'none'})")
+                info = archive.getinfo(f"{key}.npy")
+                with archive.open(info) as member:
+                    version = npy.read_magic(member)
+                    if version not in ((1, 0), (2, 0)):
+                        raise GivenError(f"{path}: {key}: .npy format version {version} (want 1.0 or 2.0)")
+                    read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                    shape, _, dtype = read(member, max_header_size=10000)
+                    offset = member.tell()
+                try:
+                    check_dtype(dtype, f"{path}: {key}")
+                except DumpError as error:
+                    raise GivenError(str(error)) from None
+                if dtype.kind not in kinds:
+                    raise GivenError(f"{path}: {key} are {dtype}, not {'float' if kinds == 'f' else 'real numbers'}")
+                if ndim is not None and len(shape) != ndim:
+                    raise GivenError(f"{path}: {key} have shape {shape}, want {ndim} axes")
+                data = int(np.prod(shape, dtype=object)) * dtype.itemsize if shape else dtype.itemsize
+                if data != info.file_size - offset:
+                    raise GivenError(f"{path}: {key}: its header says {shape} {dtype} ({data} bytes), the archive "
+                                     f"holds {info.file_size - offset} (damaged)")
+                if data > GIVEN_LIMIT:
+                    raise GivenError(f"{path}: {key}: {data} bytes, more than {GIVEN_LIMIT} (a recording's are far fewer)")
+                with archive.open(info) as member:
+                    return npy.read_array(member, allow_pickle=False)
+        except GivenError:
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError, SyntaxError,
+                NotImplementedError, RuntimeError, OverflowError) as error:
+            raise GivenError(f"{path}: unreadable npz ({printable(' '.join(str(error).split()), 100)})") from None
 
 
 def load_given(folder: str | Path) -> dict:
@@ -118,15 +161,10 @@ def load_given(folder: str | Path) -> dict:
     import numpy as np
 
     folder = Path(folder)
-    if not folder.is_dir():
+    if not os.path.isdir(folder):
         raise GivenError(f"{folder}: not a folder (want segmentations.npz and raw_embeddings.npz in it)")
-    segmentations = _array(folder / "segmentations.npz", "segmentations")
-    embeddings = _array(folder / "raw_embeddings.npz", "embeddings")
-    for name, value, ndim in (("segmentations", segmentations, 3), ("embeddings", embeddings, 3)):
-        if value.dtype.kind != "f":
-            raise GivenError(f"{folder}: {name} are {value.dtype}, not float")
-        if value.ndim != ndim:
-            raise GivenError(f"{folder}: {name} have shape {value.shape}, want 3 axes")
+    segmentations = _array(folder / "segmentations.npz", "segmentations", "f", 3)
+    embeddings = _array(folder / "raw_embeddings.npz", "embeddings", "f", 3)
     if segmentations.shape[0] != embeddings.shape[0]:
         raise GivenError(f"{folder}: {segmentations.shape[0]} chunks of segmentations but {embeddings.shape[0]} of embeddings")
     if segmentations.shape[2] != embeddings.shape[1]:
@@ -137,24 +175,51 @@ def load_given(folder: str | Path) -> dict:
     if not np.all(np.isin(segmentations[~np.isnan(segmentations)], (0.0, 1.0))):
         raise GivenError(f"{folder}: segmentations are not binarized (values other than 0 and 1)")
     chunks = frames = None
-    if (folder / "reconstruction.npz").exists():
-        window = [float(np.asarray(_array(folder / "reconstruction.npz", key)).reshape(-1)[0]) for key in WINDOW_KEYS]
+    if os.path.lexists(folder / "reconstruction.npz"):
+        window = []
+        for key in WINDOW_KEYS:
+            value = np.asarray(_array(folder / "reconstruction.npz", key, "iuf"))
+            if value.size != 1:
+                raise GivenError(f"{folder / 'reconstruction.npz'}: {key} holds {value.size} values, want one number")
+            window.append(float(value.reshape(-1)[0]))
         if not all(np.isfinite(window)) or min(window[1], window[2], window[4], window[5]) <= 0:
             raise GivenError(f"{folder / 'reconstruction.npz'}: durations and steps must be positive and finite")
         chunks, frames = tuple(window[:3]), tuple(window[3:])
+    if os.path.lexists(folder / "reference.rttm"):  # the capture's own diarization, compared after the run
+        reference_rttm(folder)
     return {"segmentations": segmentations.astype(np.float32, copy=False),
             "embeddings": embeddings.astype(np.float32, copy=False), "chunks": chunks, "frames": frames}
+
+
+def reference_rttm(folder: str | Path) -> str:
+    """The capture's ``reference.rttm`` (pyannote's diarization of it), read as any dump's RTTM:
+    a regular file, UTF-8, well-formed SPEAKER lines; GivenError naming it otherwise."""
+    from .dumps import RTTM_LIMIT, DumpError, read_text, rttm_turns
+
+    path = Path(folder) / "reference.rttm"
+    try:
+        text = read_text(path, RTTM_LIMIT, "RTTM file")
+        rttm_turns(text, path)
+    except DumpError as error:
+        raise GivenError(str(error)) from None
+    return text
 
 
 def given_sha256(folder: str | Path) -> str:
     """What a `--embeddings` run was made from: the sha256 of its input files, in order."""
     import hashlib
 
+    from .dumps import open_regular
+
     digest = hashlib.sha256()
     for name in ("segmentations.npz", "raw_embeddings.npz", "reconstruction.npz"):
         path = Path(folder) / name
         if path.is_file():
-            digest.update(name.encode() + b"\0" + path.read_bytes())
+            handle, _ = open_regular(path)  # never blocks: load_given checked them first
+            digest.update(name.encode() + b"\0")
+            with handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
     return digest.hexdigest()
 
 

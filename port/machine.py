@@ -74,9 +74,13 @@ def _base() -> tuple[tuple[str, str], ...]:
 
 def describe() -> dict[str, str]:
     """This process's platform: machine, OS, CPU, numpy's SIMD level, numpy, BLAS, and
-    the versions of ONNX Runtime, torch and pyannote.audio where they are loaded."""
+    the versions of scipy, scikit-learn, ONNX Runtime, torch and pyannote.audio where they
+    are loaded."""
     info = dict(_base())
-    for module, key in (("onnxruntime", "onnxruntime"), ("torch", "torch"), ("pyannote.audio", "pyannote.audio")):
+    # scipy: its eigen-solvers give PLDA columns other signs; scikit-learn: K-Means, which
+    # pyannote does not pin (docs/machines.md)
+    for module, key in (("scipy", "scipy"), ("sklearn", "scikit-learn"), ("onnxruntime", "onnxruntime"),
+                        ("torch", "torch"), ("pyannote.audio", "pyannote.audio")):
         loaded = sys.modules.get(module)
         version = getattr(loaded, "__version__", None) if loaded is not None else None
         if version:

@@ -75,7 +75,7 @@ def exact_instance_norms(proto) -> int:
     ONNX Runtime's InstanceNormalization (and a float32 ReduceMean two-pass alike)
     accumulates the mean and variance in float32: over the 160,000 samples of a chunk
     its result is 4.8e-4 from float64 where torch's is 7.7e-7 (measured by
-    reference/audit.py; README "Precision audit"), and SincNet carries that to the
+    reference/audit.py; docs/precision.md), and SincNet carries that to the
     log-probabilities. Here the input is cast to double, mean and (two-pass) variance
     come from ReduceMean, the affine transform is applied in double, and the result is
     cast back to float32: Cast, ReduceMean, Sub, Mul, Add, Sqrt, Div (opset 17, every
@@ -130,7 +130,7 @@ def exact_lstms(proto) -> int:
     where torch's is 3.1e-8; logistic 1.6e-7 vs 8.9e-8). An LSTM amplifies float32
     rounding at a few sensitive (frame, unit) points: on the fixture model and
     ami_stereo_5s one output is 1.3e-4 from float64 under ONNX Runtime and 5.1e-5 under
-    torch (README "Precision audit"). Measured there, what the recurrence amplifies is
+    torch (docs/precision.md). Measured there, what the recurrence amplifies is
     the rounding of the activations and of the cell, not of the products: float32
     products with float64 activations and cell are 1.8e-5 (0.36x torch), as exact as an
     all-float64 recurrence, at two thirds of its cost, where float32 activations, even
@@ -366,7 +366,7 @@ def export_segmentation(model, path: Path, exact_lstm: bool = True) -> Path:
     """`exact_lstm` (the default): the LSTM as a Scan with float64 activations and cell
     (`exact_lstms`), as exact as torch at every layer; False keeps ONNX Runtime's LSTM
     op, 2.6x torch's error at the LSTM on ami_stereo_5s but about half the segmentation
-    model's CPU time (README "Precision audit")."""
+    model's CPU time (docs/precision.md)."""
     meta = segmentation_metadata(model)
     meta["exact_lstm"] = bool(exact_lstm)
     chunks = _check_chunks(meta["num_samples"], meta["sample_rate"])

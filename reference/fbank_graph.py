@@ -26,7 +26,7 @@ float64 before the DFT and rounds once to float32 after the log, as the numpy
 fbank does (``port/fbank.py`` explains why torch's float32 MKL FFT is not
 reproducible: the exact value is the target that lands within pyannote's own
 noise). ``precision="float32"`` keeps everything float32 (the DFT matmul then
-carries an error like a float32 FFT's, somewhat larger: the README gives the
+carries an error like a float32 FFT's, somewhat larger: docs/precision.md gives the
 measured drift of both against pyannote's noise).
 """
 

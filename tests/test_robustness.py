@@ -90,7 +90,8 @@ def test_compare_names_a_damaged_npy_in_one_line(tmp_path):
 
 def test_compare_names_both_sides_from_their_manifests(tmp_path):
     a = _fake_dump(tmp_path / "a", "reference", {"versions": {"pyannote.audio": "4.0.7"}})
-    b = _fake_dump(tmp_path / "b", "reference", {"versions": {"pyannote.audio": "4.0.7"}})
+    # a reference's manifest copied whole (not byte for byte: a byte-for-byte copy is refused)
+    b = _fake_dump(tmp_path / "b", "reference", {"versions": {"pyannote.audio": "4.0.7"}, "uri": "copied"})
     result = verify("compare", a, b)  # a partial dump: the verdict fails it, the heading still names both sides
     assert result.returncode in (0, 1), result.stdout + result.stderr
     assert "port vs" not in result.stdout and "candidate vs" not in result.stdout

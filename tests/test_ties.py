@@ -245,3 +245,54 @@ def test_rttm_candidate_reports_turns_outside_the_audio(candidates, tmp_path):
     verdict = json.loads(out.read_text())["recordings"][0]
     assert verdict["status"] == "differs" and verdict["differing_frames"] == 0
     assert verdict["outside"][0]["start"] == 5000.0 and "past the audio" in verdict["outside"][0]["why"]
+
+
+def test_inactive_speakers_given_another_free_cluster_pass_at_15(candidates, tmp_path):
+    """constrained_argmax's rows for inactive speakers all tie (min - 1): another solver of the
+    assignment may give them any free cluster. An active speaker's cluster changed fails."""
+    reference, make = candidates
+    dump = DumpReader(reference)
+    hard = dump.load("15-assign", "out_hard_clusters").astype(np.int64)
+    soft = dump.load("15-assign", "out_soft_clusters")
+    inactive = dump.load("04-multilabel", "out_multilabel").sum(axis=1) == 0
+    clusters = soft.shape[2]
+    moved = hard.copy()
+    for c, s in zip(*np.nonzero(inactive)):
+        free = sorted(set(range(clusters)) - set(moved[c].tolist()))
+        if free and moved[c, s] >= 0:
+            moved[c, s] = free[-1]
+    changed = int(np.sum(moved != hard))
+    assert changed > 100
+
+    def edit(values):
+        return lambda folder: np.save(folder / "15-assign" / "out_hard_clusters.npy",
+                                      values.astype(np.load(folder / "15-assign" / "out_hard_clusters.npy").dtype))
+
+    code, result = _compare(reference, make("inactive", edit(moved)), tmp_path)
+    assert code == 0, result["first_failure"]
+    row = next(r for r in result["stages_flat"] if r["stage"] == "15-assign" and r["name"] == "out_hard_clusters")
+    assert row["tied"] == changed and "assignment ties" in row["note"]
+    # an active speaker given another cluster: a different diarization, not a tie
+    c, s = map(int, np.argwhere(~inactive & (hard >= 0))[0])
+    wrong = moved.copy()
+    wrong[c, s] = (hard[c, s] + 1) % clusters
+    code, result = _compare(reference, make("active", edit(wrong)), tmp_path)
+    assert code == 1 and result["first_failure"] == "15-assign"
+    # two inactive speakers of a chunk on one cluster: not an assignment constrained_argmax gives
+    c = int(np.flatnonzero(inactive.sum(axis=1) >= 2)[0])
+    shared = hard.copy()
+    shared[c, np.flatnonzero(inactive[c])] = hard[c, np.flatnonzero(~inactive[c])[0]] if (~inactive[c]).any() else 0
+    code, result = _compare(reference, make("shared", edit(shared)), tmp_path)
+    assert code == 1 and result["first_failure"] == "15-assign"
+
+
+def test_rttm_candidate_report_page_draws_both_diarizations(candidates, tmp_path):
+    reference, make = candidates
+    candidate = make("reversed-report", _reversed_ties)
+    page = tmp_path / "rttm.html"
+    code = verify.main(["compare", str(reference), str(candidate / "17-annotation" / "out_diarization.rttm"),
+                        "--report", str(page)])
+    assert code == 0
+    text = page.read_text()
+    assert "identical up to tie order" in text and "data:image/png;base64," in text
+    assert not list(tmp_path.glob(".*"))  # nothing half-written beside it

@@ -171,6 +171,9 @@ int main(int argc, char** argv) {
         pd::Manifest manifest;
         manifest.set("uri", reference.manifest_string("uri"));
         manifest.set("audio_sha256", reference.manifest_string("audio_sha256"));
+        // and the pipeline (community-1 or 3.1): compare refuses a dump of the other one
+        const std::string pipeline = reference.manifest_string("pipeline");
+        if (!pipeline.empty()) manifest.set("pipeline", pipeline);
         manifest.set("implementation", "examples/cpp/stages_04_05.cpp");
         std::cout << "wrote " << out.commit(manifest).string() << " (04-multilabel, 05-count)\n";
     } catch (const std::exception& error) {
