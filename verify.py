@@ -227,6 +227,9 @@ def _stage_table(console, verdict, sides=("port", "pyannote.audio")) -> tuple[bo
     if verdict.ties:
         console.print("[green]tie order[/green] (clusters with equal activations chosen another valid way): " + "; ".join(
             f"{name} {t['frames']} frames ({t['seconds']:.2f} s)" for name, t in verdict.ties.items()))
+    if verdict.assignment_ties:
+        console.print("[green]assignment ties[/green] (speakers given another cluster of exactly pyannote's score): "
+                      + "; ".join(f"{name} {n} speaker(s)" for name, n in verdict.assignment_ties.items()))
     if verdict.noise:
         console.print(f"[dim]noise: {_shown(verdict.noise)}; a float stage passes when drift <= k x noise + floor "
                       "at the max and the percentile, and under the ceiling[/dim]")

@@ -762,7 +762,14 @@ class Verdict:
         """Per stage/name judged by the tie-order rule and differing only in tie order:
         {"<stage>/<name>": {"frames": n, "seconds": t}}."""
         return {f"{r.stage}/{r.name}": {"frames": r.tied, "seconds": r.tie_seconds}
-                for s in self.stages.values() for r in s.chain + s.isolated if r.tied and r.passed}
+                for s in self.stages.values() for r in s.chain + s.isolated
+                if r.tied and r.passed and _config(r.stage, r.name).get("tie_order")}
+
+    @property
+    def assignment_ties(self) -> dict[str, int]:
+        """Per stage/name: speakers given another cluster of exactly the reference's score."""
+        return {f"{r.stage}/{r.name}": r.tied for s in self.stages.values() for r in s.chain + s.isolated
+                if r.tied and r.passed and _config(r.stage, r.name).get("assignment_ties")}
 
     @property
     def declared(self) -> list[str]:
@@ -774,7 +781,8 @@ class Verdict:
                 "first_failure": self.first_failure,
                 "not_implemented": self.not_implemented, "declared_not_implemented": self.declared,
                 "noise_source": self.noise, "coverage": self.coverage, "warnings": self.warnings,
-                "holes": self.holes, "tie_order": self.ties, "platforms": self.platforms,
+                "holes": self.holes, "tie_order": self.ties, "assignment_ties": self.assignment_ties,
+                "platforms": self.platforms,
                 "stages": [s.as_dict() for s in self.stages.values()]}
 
 
