@@ -1181,7 +1181,8 @@ def command_compare(args) -> int:
     from harness.compare import check_candidate, judge
     from port.dumps import DumpReader, check_pair, write_atomic
 
-    if Path(args.candidate).is_file():  # a port that gives only turns
+    given = Path(args.candidate)
+    if given.suffix.lower() == ".rttm" or (given.exists() and not given.is_dir()):  # a port that gives only turns
         return command_compare_rttm(args)
     console = _console()
     if args.stages is not None and not args.stages.strip():

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from port.dumps import DumpError, DumpReader
+from port.dumps import DumpError, DumpReader, read_text
 from port.vocabulary import pipeline as describe
 
 from . import frames as grid_rules
 
 SAMPLE_RATE = 16000  # pyannote's models' rate: 01-audio/out_waveform's
 MAX_RTTM_BYTES = 64 * 1024 * 1024  # far above an RTTM of days of audio
+MAX_LABELS = 1000  # speakers a candidate may name: the grid is frames x labels
 
 
 @dataclass
@@ -70,16 +71,8 @@ class RttmVerdict:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        if not path.is_file():
-            raise DumpError(f"{path}: not a file")
-        if path.stat().st_size > MAX_RTTM_BYTES:
-            raise DumpError(f"{path}: {path.stat().st_size} bytes is no RTTM (at most {MAX_RTTM_BYTES})")
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DumpError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except OSError as error:
-        raise DumpError(f"{path}: unreadable ({error.strerror or error})") from None
+    """The candidate RTTM: a regular file (never a device or FIFO), UTF-8, of bounded size."""
+    return read_text(path, MAX_RTTM_BYTES, "RTTM")
 
 
 def _audio_duration(reference: DumpReader, grid: grid_rules.Grid) -> float:
@@ -166,6 +159,9 @@ def judge_rttm(reference_dir: str | Path, candidate: str | Path, candidate_text:
     ref = grid_rules.raster([(t.start, t.end, ref_names[t.label]) for t in ref_turns], grid, columns, tol)
 
     cand_labels = sorted({t.label for t in cand_turns})
+    if len(cand_labels) > MAX_LABELS:
+        raise DumpError(f"{source}: {len(cand_labels)} speaker labels, more than a diarization to judge may have "
+                        f"({MAX_LABELS})")
     cand_index = {label: j for j, label in enumerate(cand_labels)}
     own = grid_rules.raster([(t.start, t.end, cand_index[t.label]) for t in cand_turns], grid, len(cand_labels), tol)
 

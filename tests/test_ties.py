@@ -296,3 +296,37 @@ def test_rttm_candidate_report_page_draws_both_diarizations(candidates, tmp_path
     text = page.read_text()
     assert "identical up to tie order" in text and "data:image/png;base64," in text
     assert not list(tmp_path.glob(".*"))  # nothing half-written beside it
+
+
+CROSS = Path(__file__).parent / "data" / "crossmachine" / "community-1" / "reference" / "ami_stereo_5s"
+
+
+@pytest.mark.parametrize("case", ["many-labels", "fifo", "not-utf8", "bad-line", "nan", "folder", "missing"])
+def test_a_broken_rttm_candidate_is_one_line_exit_2(case, tmp_path, capsys):
+    path = tmp_path / "cand.rttm"
+    line = "SPEAKER x 1 {start} 0.100 <NA> <NA> {label} <NA> <NA>\n"
+    if case == "many-labels":
+        path.write_text("".join(line.format(start=f"{i * 0.001:.3f}", label=f"S{i}") for i in range(1001)))
+    elif case == "fifo":
+        import os
+
+        os.mkfifo(path)
+    elif case == "not-utf8":
+        path.write_bytes(b"SPEAKER x 1 1.000 0.100 <NA> <NA> \xff\xfe <NA> <NA>\n")
+    elif case == "bad-line":
+        path.write_text("SPEAKER x 1 one 0.100 <NA> <NA> A <NA> <NA>\n")
+    elif case == "nan":
+        path.write_text(line.format(start="nan", label="A"))
+    elif case == "folder":
+        path.mkdir()
+    code = verify.main(["compare", str(CROSS), str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], err
+
+
+def test_escape_bytes_in_an_rttm_label_never_reach_the_terminal(tmp_path, capfd):
+    path = tmp_path / "esc.rttm"
+    path.write_text("SPEAKER x 1 1.000 1.000 <NA> <NA> \x1b[2J[/red][link=x]pass <NA> <NA>\n")
+    code = verify.main(["compare", str(CROSS), str(path)])
+    out, err = capfd.readouterr()
+    assert code == 1 and "\x1b[2J" not in out + err
