@@ -155,16 +155,9 @@ def rttm_der(reference: Path, hypothesis: Path) -> float:
 
 
 def _cpu() -> str:
-    """The CPU's model name (/proc/cpuinfo)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
+    from port.machine import cpu_name
 
-    return platform.processor() or platform.machine()
+    return cpu_name()
 
 
 def main() -> None:

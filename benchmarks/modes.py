@@ -34,15 +34,9 @@ SHOWN = ("03-segmentation", "06-fbank", "08-embeddings")
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
+    from port.machine import cpu_name as name
 
-    return platform.processor() or platform.machine()
+    return name()
 
 
 def slug(text: str) -> str:

@@ -15,7 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what `platform` says."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -64,7 +65,7 @@ def _base() -> tuple[tuple[str, str], ...]:
     return (
         ("machine", _platform.machine()),
         ("system", f"{_platform.system()} {_platform.release()}"),
-        ("cpu", _cpu_name()),
+        ("cpu", cpu_name()),
         ("simd", simd()),
         ("python", _platform.python_version()),
         ("numpy", np.__version__),
