@@ -37,7 +37,6 @@ from . import fbank_graph, models
 EXPORTER_VERSION = 3
 OPSET = 17
 REPO = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO / "models"
 CHECK_AUDIO = REPO / "tests" / "data" / "sample.wav"
 
 
@@ -471,11 +470,16 @@ def export_embedding(model, folder: Path, num_samples: int, num_frames: int, num
     }
 
 
-def export(segmentation, embedding, out: Path = MODELS_DIR, force: bool = False,
+def export(segmentation, embedding, out: Path | None = None, force: bool = False,
            exact_lstm: bool = True) -> dict[str, Path]:
     """Export both models into ``out/<sha12 of both>-v<exporter>[-onnxlstm]/``, reusing an
     earlier export of the same weights; returns {"segmentation": path, "embedding": ..., ...}.
+    `out`: the model cache where the port looks (`port.__main__.models_home`) by default.
     `exact_lstm`: see `export_segmentation` (False: its own folder, ``-onnxlstm``)."""
+    if out is None:
+        from port.__main__ import models_home
+
+        out = models_home()
     seg_sha = models.checksum(segmentation)
     emb_sha = models.checksum(embedding)
     folder = Path(out) / f"{seg_sha[:12]}-{emb_sha[:12]}-v{EXPORTER_VERSION}{'' if exact_lstm else '-onnxlstm'}"
