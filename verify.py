@@ -34,8 +34,8 @@ SAMPLE = REPO / "tests" / "data" / "sample.wav"
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # ONNX Runtime's ~/.cache/Microsoft database (docs/cli.md)
 
 from port.exits import (  # noqa: E402 - the contract of every command (docs/cli.md, "Exit status")
-    EXIT_DRIFT, EXIT_INTERRUPTED, EXIT_NOTHING_JUDGED, EXIT_OK, EXIT_TERMINATED, ArgumentParser,
-    UsageError,
+    EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_INTERRUPTED, EXIT_NOTHING_JUDGED, EXIT_OK, EXIT_TERMINATED,
+    ArgumentParser, UsageError,
 )
 
 

@@ -492,6 +492,26 @@ def _crafted_reconstruct_shared(d: DumpReader) -> dict:
     return out
 
 
+def _crafted_ranking_ties(d: DumpReader) -> dict:
+    """Every chunk's local speakers 0 and 1 equally active, in clusters 0 and 1, local speaker 2
+    silent in cluster 2, and one speaker counted wherever one speaks: every spoken frame ties at
+    the count, with a less active cluster left to take."""
+    stage = "13-reconstruct"
+    multilabel = np.array(d.load("04-multilabel", "out_multilabel"))
+    either = np.maximum(multilabel[..., 0], multilabel[..., 1])
+    multilabel[..., 0], multilabel[..., 1], multilabel[..., 2:] = either, either, 0.0
+    out = {"04-multilabel": {"out_multilabel": multilabel}, stage: {}}
+    for name in d.names(stage):
+        if name.endswith("_in_hard_clusters"):
+            hard = np.array(d.load(stage, name))
+            hard[:] = np.arange(hard.shape[1], dtype=hard.dtype)
+            out[stage][name] = hard
+        elif name.endswith("_in_count"):
+            count = np.array(d.load(stage, name))
+            out[stage][name] = np.minimum(count, 1).astype(count.dtype)
+    return out
+
+
 def _crafted_labels_order(d: DumpReader) -> dict:
     """The first two clusters' columns swapped, so that cluster 1 speaks first."""
     stage = "13-reconstruct"
@@ -743,10 +763,11 @@ CATALOGUE: tuple[Mutation, ...] = (
              _numpy_in(reconstruct, argsort=_ascending_argsort), ("sample", "ami_padded")),
     Mutation("ties_to_lowest", "13-reconstruct", "a tie at the count broken by taking the least active cluster",
              _swap(reconstruct.to_diarization, _on_tie_frames(_tie_to_lowest)), ("sample", "ami_padded"),
-             inert="no frame where the ranking ties at the count"),
+             inert="where the ranking ties at the count, no less active cluster is left to take",
+             crafted=_crafted_ranking_ties),
     Mutation("ties_count_minus_one", "13-reconstruct", "count - 1 clusters kept on frames where the ranking ties at the count",
              _swap(reconstruct.to_diarization, _on_tie_frames(_tie_count_minus_one)), ("sample", "ami_padded"),
-             inert="no frame where the ranking ties at the count"),
+             inert="no frame where the ranking ties at the count", crafted=_crafted_ranking_ties),
     Mutation("min_duration_off_0.5", "14-annotation", "min_duration_off 0.5 s from another configuration instead of 0.0",
              _param("min_duration_off", 0.5), ("sample", "ami_padded")),
     Mutation("labels_by_first_turn", "14-annotation", "speakers named by first appearance instead of cluster index",

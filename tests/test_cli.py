@@ -109,3 +109,17 @@ def test_onnx_lstm_option_selects_the_export(monkeypatch, argv, exact):
     args = cli.parser().parse_args(argv)
     cli.export_models(args, None, None)
     assert asked == {"exact_lstm": exact}
+
+
+def test_a_command_this_installation_cannot_run_is_one_line_and_exit_2(monkeypatch, capsys):
+    """What the judge installed alone meets on `run`: an ImportError becomes one line, exit 2."""
+    import verify as cli
+
+    def needs_the_port(args):
+        raise ImportError("cannot import name 'audio' from 'port' (/site-packages/port/__init__.py)", name="port")
+
+    monkeypatch.setattr(cli, "command_clean", needs_the_port)  # parser() binds it when called
+    assert cli.main(["clean", "--dumps", "nowhere"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: this command needs port.audio"), err
